@@ -1,0 +1,1 @@
+"""Transport-agnostic core: endpoints, deployments, queueing/batching, chunking. Never imports grpc or aiohttp."""

@@ -1,0 +1,1 @@
+"""ES chunking settings and chunkers (word, sentence, none, recursive) with ICU boundaries."""
