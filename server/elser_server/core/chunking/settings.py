@@ -143,7 +143,10 @@ class _Errors:
 
 
 def _type_error(key: str, value: object, java_type: str) -> str:
-    return f"field [{key}] is not of the expected type. The value [{java_str(value)}] cannot be converted to a [{java_type}]"
+    return (
+        f"field [{key}] is not of the expected type. The value [{java_str(value)}] cannot be converted to a "
+        f"[{java_type}]"
+    )
 
 
 def _take_int(d: dict[str, Any], key: str, errors: _Errors) -> tuple[bool, int | None]:
