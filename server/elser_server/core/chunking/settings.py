@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -236,6 +237,14 @@ def _separators(d: dict[str, Any], errors: _Errors) -> tuple[str, ...]:
             separators = tuple(listed)
             if not separators:
                 errors.add("Recursive chunking settings can not have an empty list of separators")
+            for regex in separators:
+                # ES compiles separators only when chunking; rejecting bad ones here avoids failing later.
+                try:
+                    re.compile(regex)
+                except re.error as e:
+                    errors.add(
+                        f"[{SCOPE}] Invalid value [{regex}]. [separators] must be regular expressions: {e}"
+                    )
         else:
             errors.add(_type_error("separators", listed, "List<String>"))
     if listed is not None and group_raw is not None:
