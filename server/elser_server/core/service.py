@@ -1,14 +1,47 @@
 """The core facade both transports call (the MLServer "data plane" pattern): endpoints, deployments, inference.
 
-In progress: the contract is documented in docs/architecture.md; implementation lands in the next commits.
+ES semantics live here once; transports only translate. Endpoint rules come from `endpoint_config`,
+persistence from an `EndpointStore`, models from the `ModelManager`, batching from `Deployment`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
-from elser_server.core.types import Endpoint, InferOptions, SparseEmbedding
+from elser_server.core.deployment import Deployment, RowOptions, State
+from elser_server.core.endpoint_config import (
+    DEFAULT_ENDPOINT_ID,
+    RESERVED_ENDPOINT_IDS,
+    check_infer_task_type,
+    check_task_type,
+    default_endpoint,
+    parse_put_request,
+    parse_update_request,
+    validate_deployment_settings,
+)
+from elser_server.core.errors import (
+    Code,
+    ElserError,
+    FieldViolation,
+    deadline_exceeded,
+    endpoint_exists,
+    endpoint_not_found,
+    internal,
+    invalid,
+)
+from elser_server.core.models import ModelManager
+from elser_server.core.store import EndpointStore
+from elser_server.core.types import Endpoint, InferOptions, SparseEmbedding, TaskType
+from elser_server.runtime.tokenizer import Encoding
+
+log = logging.getLogger(__name__)
+
+VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new endpoint
 
 
 @dataclass(frozen=True)
@@ -25,29 +58,166 @@ class DeleteResult:
     error_message: str | None = None
 
 
+@dataclass(frozen=True)
+class Limits:
+    max_inputs_per_request: int = 1024
+    max_input_bytes: int = 1 << 20
+    default_timeout_s: float = 30.0
+    put_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    queue_capacity: int = 10_000
+    token_budget: int = 2048
+    max_batch_size: int = 32
+    processors: int | None = None
+    stop_grace_s: float = 10.0
+
+
+def format_time_value(seconds: float) -> str:
+    """ES TimeValue rendering used in messages: 30s, 1.5s → 1500ms, 2m."""
+    ms = round(seconds * 1000)
+    if ms % 60_000 == 0 and ms >= 60_000:
+        return f"{ms // 60_000}m"
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    return f"{ms}ms"
+
+
 class InferenceCore:
+    def __init__(
+        self,
+        store: EndpointStore,
+        models: ModelManager,
+        *,
+        limits: Limits = Limits(),
+        batching: BatchingConfig = BatchingConfig(),
+        preload_default_endpoint: bool = False,
+    ) -> None:
+        self._store = store
+        self._models = models
+        self._limits = limits
+        self._batching = batching
+        self._preload_default = preload_default_endpoint
+        self._endpoints: dict[str, Endpoint] = {}
+        self._deployments: dict[str, Deployment] = {}
+        self._deploy_tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._readiness_listeners: list[Callable[[bool], None]] = []
+        self._draining = False
+        self._last_ready = False
+        # Tokenization is CPU-bound Rust that releases the GIL: keep it off the event loop.
+        self._tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load persisted endpoints and redeploy them (in the background: start-up is not blocked)."""
+        for endpoint in await asyncio.to_thread(self._store.load_all):
+            self._endpoints[endpoint.inference_id] = endpoint
+            self._start_deployment(endpoint)
+        if self._preload_default:
+            self._start_deployment(default_endpoint())
+        log.info("core started with %d endpoints", len(self._endpoints))
+
+    async def close(self) -> None:
+        self._draining = True
+        self._notify_readiness()
+        await asyncio.gather(
+            *(d.stop(self._batching.stop_grace_s) for d in self._deployments.values()), return_exceptions=True
+        )
+        for task in self._deploy_tasks.values():
+            task.cancel()
+        self._tokenize_pool.shutdown(wait=False)
+        await asyncio.to_thread(self._store.close)
+
+    def begin_drain(self) -> None:
+        """Stop advertising readiness (health NOT_SERVING) while in-flight work finishes."""
+        self._draining = True
+        self._notify_readiness()
+
     @property
     def ready(self) -> bool:
-        raise NotImplementedError
+        return not self._draining and any(d.state is State.STARTED for d in self._deployments.values())
 
     def add_readiness_listener(self, cb: Callable[[bool], None]) -> None:
-        raise NotImplementedError
+        self._readiness_listeners.append(cb)
+        cb(self.ready)
+
+    def _notify_readiness(self) -> None:
+        ready = self.ready
+        if ready != self._last_ready:
+            self._last_ready = ready
+            for cb in self._readiness_listeners:
+                cb(ready)
+
+    # --- endpoints -------------------------------------------------------------------------------------------
 
     async def put_endpoint(
         self, inference_id: str, task_type: str | None, body: object, *, timeout_s: float | None = None
     ) -> PutResult:
-        raise NotImplementedError
+        parsed = parse_put_request(inference_id, task_type, body)
+        endpoint = parsed.endpoint
+        async with self._lock(inference_id):
+            if inference_id in self._endpoints:
+                raise endpoint_exists(inference_id)
+            validate_deployment_settings(endpoint.service_settings)
+            deployment = await self._deployment_started(endpoint, timeout_s or self._limits.put_timeout_s)
+            await self._validation_inference(endpoint, deployment)
+            await asyncio.to_thread(self._store.insert, endpoint)
+            self._endpoints[inference_id] = endpoint
+        return PutResult(self._view(endpoint), parsed.warnings)
 
     def get_endpoints(self, inference_id: str | None = None, task_type: str | None = None) -> list[Endpoint]:
-        raise NotImplementedError
+        requested = TaskType.parse(task_type) if task_type is not None else None
+        if inference_id in (None, "_all", "*"):
+            found = [
+                e
+                for e in self._all_endpoints()
+                if requested in (None, TaskType.ANY) or e.task_type is requested
+            ]
+            return [self._view(e) for e in sorted(found, key=lambda e: e.inference_id)]
+        assert inference_id is not None
+        endpoint = self._get(inference_id)
+        check_task_type(endpoint, requested)
+        return [self._view(endpoint)]
 
     async def delete_endpoint(
         self, inference_id: str, task_type: str | None = None, *, dry_run: bool = False, force: bool = False
     ) -> DeleteResult:
-        raise NotImplementedError
+        requested = TaskType.parse(task_type) if task_type is not None else None
+        async with self._lock(inference_id):
+            endpoint = self._get(inference_id)
+            check_task_type(endpoint, requested)
+            if inference_id in RESERVED_ENDPOINT_IDS:
+                raise invalid(
+                    f"[{inference_id}] is a reserved inference endpoint. "
+                    "Cannot delete a reserved inference endpoint.",
+                    error_reason="RESERVED_INFERENCE_ID",
+                )
+            if dry_run:
+                # Nothing in this service references endpoints (no pipelines or index mappings).
+                return DeleteResult(acknowledged=False, error_message="")
+            await asyncio.to_thread(self._store.delete, inference_id)
+            del self._endpoints[inference_id]
+            await self._stop_deployment(inference_id)
+        return DeleteResult(acknowledged=True)
 
     async def update_endpoint(self, inference_id: str, task_type: str | None, body: object) -> Endpoint:
-        raise NotImplementedError
+        async with self._lock(inference_id):
+            existing = self._endpoints.get(inference_id)
+            if existing is None:
+                raise endpoint_not_found(inference_id)
+            updated = parse_update_request(existing, task_type, body)
+            deployment = self._deployments.get(inference_id)
+            if deployment is not None:
+                await deployment.scale_to(_initial_allocations(updated))
+            await asyncio.to_thread(self._store.replace, updated)
+            self._endpoints[inference_id] = updated
+        return self._view(updated)
+
+    # --- inference -------------------------------------------------------------------------------------------
 
     async def infer(
         self,
@@ -58,7 +228,195 @@ class InferenceCore:
         *,
         deadline: float | None = None,
     ) -> list[SparseEmbedding]:
-        raise NotImplementedError
+        requested = TaskType.parse(task_type) if task_type is not None else None
+        endpoint = self._get(inference_id)
+        check_infer_task_type(endpoint, requested)
+        self._validate_inputs(inputs, options)
+        if deadline is None:
+            deadline = time.monotonic() + self._limits.default_timeout_s
+        deployment = await self._deployment_for_inference(endpoint, deadline)
+        model = await self._models.get(deployment.model_id)
+        loop = asyncio.get_running_loop()
+        encodings = await loop.run_in_executor(self._tokenize_pool, model.tokenizer.encode_batch, list(inputs))
+        row_options = RowOptions(options.top_k, options.min_weight, model.vocab if options.return_tokens else None)
+        rows = await deployment.embed(encodings, priority=options.priority, deadline=deadline, options=row_options)
+        return [
+            SparseEmbedding(r.token_ids, r.weights, e.is_truncated, len(e.ids), r.tokens)
+            for r, e in zip(rows, encodings, strict=True)
+        ]
 
-    def watch_deployment(self, inference_id: str) -> AsyncIterator[object]:
-        raise NotImplementedError
+    def _validate_inputs(self, inputs: Sequence[str], options: InferOptions) -> None:
+        if not inputs:
+            raise invalid(
+                "Validation Failed: 1: Field [input] cannot be an empty array;",
+                es_type="action_request_validation_exception",
+                field="input",
+                error_reason="EMPTY_INPUT",
+            )
+        limit = self._limits.max_inputs_per_request
+        if len(inputs) > limit:
+            raise invalid(
+                f"Too many inputs [{len(inputs)}]: at most [{limit}] are accepted per request",
+                es_type="action_request_validation_exception",
+                field="input",
+                error_reason="TOO_MANY_INPUTS",
+            )
+        violations = []
+        for i, text in enumerate(inputs):
+            try:
+                size = len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                violations.append(FieldViolation(f"input[{i}]", f"input [{i}] is not valid Unicode text"))
+                continue
+            if size > self._limits.max_input_bytes:
+                violations.append(
+                    FieldViolation(
+                        f"input[{i}]",
+                        f"input [{i}] is [{size}] bytes, larger than the limit of "
+                        f"[{self._limits.max_input_bytes}] bytes",
+                    )
+                )
+        if options.top_k is not None and options.top_k < 0:
+            violations.append(FieldViolation("top_k", "top_k must not be negative"))
+        if options.min_weight is not None and options.min_weight < 0:
+            violations.append(FieldViolation("min_weight", "min_weight must not be negative"))
+        if violations:
+            raise invalid(
+                "Validation Failed: "
+                + "".join(f"{n}: {v.description};" for n, v in enumerate(violations, start=1)),
+                es_type="action_request_validation_exception",
+                violations=violations,
+                error_reason="INVALID_INPUT",
+            )
+
+    # --- deployments -----------------------------------------------------------------------------------------
+
+    def _start_deployment(self, endpoint: Endpoint) -> Deployment:
+        """Create the deployment for `endpoint` (deployment id = inference id) unless it exists; start it in
+        the background so a PUT that times out leaves it starting, as ES does."""
+        existing = self._deployments.get(endpoint.inference_id)
+        if existing is not None and existing.state not in (State.STOPPED, State.FAILED):
+            return existing
+        settings = endpoint.service_settings
+        model_id = settings.model_id
+        deployment = Deployment(
+            endpoint.inference_id,
+            model_id,
+            num_threads=settings.num_threads,
+            target_allocations=_initial_allocations(endpoint),
+            queue_capacity=self._batching.queue_capacity,
+            token_budget=self._batching.token_budget,
+            max_batch_size=self._batching.max_batch_size,
+            processors=self._batching.processors,
+        )
+        self._deployments[endpoint.inference_id] = deployment
+        self._deploy_tasks[endpoint.inference_id] = asyncio.create_task(
+            self._run_deployment(deployment), name=f"deploy-{endpoint.inference_id}"
+        )
+        return deployment
+
+    async def _run_deployment(self, deployment: Deployment) -> None:
+        try:
+            model = await self._models.get(deployment.model_id)
+        except ElserError as exc:
+            deployment.fail(exc)
+            self._notify_readiness()
+            return
+        except Exception as exc:
+            log.exception("installing model %s failed", deployment.model_id)
+            deployment.fail(internal(f"Could not install model [{deployment.model_id}]: {exc}", "MODEL_INSTALL_FAILED"))
+            self._notify_readiness()
+            return
+        await deployment.start(model.new_session)
+        self._notify_readiness()
+
+    async def _deployment_started(self, endpoint: Endpoint, timeout_s: float) -> Deployment:
+        deployment = self._start_deployment(endpoint)
+        try:
+            await asyncio.wait_for(asyncio.shield(deployment.wait_started()), timeout_s)
+        except TimeoutError:
+            raise ElserError(
+                Code.DEADLINE_EXCEEDED,
+                f"Timed out after [{format_time_value(timeout_s)}] waiting for model deployment to start. "
+                "Use the trained model stats API to track the state of the deployment.",
+                "status_exception",
+                408,
+                "DEPLOYMENT_START_TIMEOUT",
+            ) from None
+        return deployment
+
+    async def _deployment_for_inference(self, endpoint: Endpoint, deadline: float) -> Deployment:
+        """The endpoint's started deployment; a missing one (the default endpoint) is deployed on demand and
+        the request waits for it within its own deadline."""
+        deployment = self._start_deployment(endpoint)
+        remaining = deadline - time.monotonic()
+        try:
+            await asyncio.wait_for(asyncio.shield(deployment.wait_started()), max(remaining, 0.0))
+        except TimeoutError:
+            raise deadline_exceeded(
+                f"Timed out waiting for deployment [{endpoint.inference_id}] to start"
+            ) from None
+        return deployment
+
+    async def _validation_inference(self, endpoint: Endpoint, deployment: Deployment) -> None:
+        model = await self._models.get(deployment.model_id)
+        encodings: list[Encoding] = model.tokenizer.encode_batch([VALIDATION_INPUT])
+        try:
+            await deployment.embed(
+                encodings,
+                priority=InferOptions().priority,
+                deadline=time.monotonic() + self._limits.put_timeout_s,
+                options=RowOptions(),
+            )
+        except ElserError as exc:
+            await self._stop_deployment(endpoint.inference_id)
+            raise invalid(
+                "Could not complete inference endpoint creation as validation call to service threw an exception.",
+                error_reason="VALIDATION_INFERENCE_FAILED",
+            ) from exc
+
+    async def _stop_deployment(self, deployment_id: str) -> None:
+        deployment = self._deployments.pop(deployment_id, None)
+        task = self._deploy_tasks.pop(deployment_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+        if deployment is not None:
+            await deployment.stop(self._batching.stop_grace_s)
+        self._notify_readiness()
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+
+    def _lock(self, inference_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(inference_id, asyncio.Lock())
+
+    def _all_endpoints(self) -> list[Endpoint]:
+        endpoints = dict(self._endpoints)
+        endpoints.setdefault(DEFAULT_ENDPOINT_ID, default_endpoint())
+        return list(endpoints.values())
+
+    def _get(self, inference_id: str) -> Endpoint:
+        endpoint = self._endpoints.get(inference_id)
+        if endpoint is None and inference_id == DEFAULT_ENDPOINT_ID:
+            endpoint = default_endpoint()
+        if endpoint is None:
+            raise endpoint_not_found(inference_id)
+        return endpoint
+
+    def _view(self, endpoint: Endpoint) -> Endpoint:
+        """ES shows the deployment's current allocation count in place of the configured one."""
+        deployment = self._deployments.get(endpoint.inference_id)
+        if deployment is None or deployment.state is not State.STARTED:
+            return endpoint
+        settings = replace(endpoint.service_settings, num_allocations=deployment.allocation_count)
+        return replace(endpoint, service_settings=settings)
+
+
+def _initial_allocations(endpoint: Endpoint) -> int:
+    """ES: the explicit count, else adaptive min when > 0, else 1."""
+    settings = endpoint.service_settings
+    if settings.num_allocations is not None:
+        return settings.num_allocations
+    adaptive = settings.adaptive_allocations
+    if adaptive is not None and adaptive.min_number_of_allocations:
+        return adaptive.min_number_of_allocations
+    return 1

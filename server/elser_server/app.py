@@ -1,0 +1,94 @@
+"""Composition root: settings → core → transports in one asyncio loop; the app owns SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from elser_server.core.models import ModelManager
+from elser_server.core.service import BatchingConfig, InferenceCore, Limits
+from elser_server.core.store import SqliteEndpointStore
+from elser_server.settings import Settings
+from elser_server.transport.grpc.server import GrpcTransport
+from elser_server.transport.rest.server import RestTransport
+
+log = logging.getLogger(__name__)
+
+
+def build_core(settings: Settings) -> InferenceCore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return InferenceCore(
+        SqliteEndpointStore(settings.database_path),
+        ModelManager(settings.model_repository, settings.model_cache_dir),
+        limits=Limits(
+            max_inputs_per_request=settings.max_inputs_per_request,
+            max_input_bytes=settings.max_input_bytes,
+            default_timeout_s=settings.default_timeout_s,
+            put_timeout_s=settings.put_timeout_s,
+        ),
+        batching=BatchingConfig(
+            queue_capacity=settings.queue_capacity,
+            token_budget=settings.token_budget,
+            max_batch_size=settings.max_batch_size,
+            stop_grace_s=settings.shutdown_grace_s,
+        ),
+        preload_default_endpoint=settings.preload_default_endpoint,
+    )
+
+
+class Service:
+    """The running service: core + gRPC + REST, with ES-style graceful drain."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.core = build_core(settings)
+        self.grpc = GrpcTransport(
+            self.core,
+            host=settings.host,
+            port=settings.grpc_port,
+            tls_cert_file=settings.tls_cert_file,
+            tls_key_file=settings.tls_key_file,
+            tls_client_ca_file=settings.tls_client_ca_file,
+            require_client_cert=settings.tls_require_client_cert,
+            max_message_bytes=settings.max_request_bytes,
+            reflection=settings.reflection,
+        )
+        self.rest = (
+            RestTransport(self.core, host=settings.host, port=settings.http_port, max_body_bytes=settings.max_request_bytes)
+            if settings.http_enabled
+            else None
+        )
+        self.grpc_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        await self.core.start()
+        self.grpc_port = await self.grpc.start()
+        if self.rest is not None:
+            self.http_port = await self.rest.start()
+        log.info("serving gRPC on %s:%d, HTTP on %s:%d", self.settings.host, self.grpc_port, self.settings.host,
+                 self.http_port)
+
+    async def stop(self) -> None:
+        """SIGTERM sequence: NOT_SERVING → drain period → stop listeners with grace → stop deployments."""
+        self.core.begin_drain()
+        await self.grpc.enter_graceful_shutdown()
+        await asyncio.sleep(self.settings.drain_s)
+        await asyncio.gather(
+            self.grpc.stop(self.settings.shutdown_grace_s),
+            *([self.rest.stop()] if self.rest is not None else []),
+        )
+        await self.core.close()
+
+
+async def serve(settings: Settings) -> None:
+    service = Service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    await stop.wait()
+    log.info("shutting down: draining for %.1fs", settings.drain_s)
+    await service.stop()

@@ -1,0 +1,74 @@
+"""Installed models: each model id is installed from the repository once and loaded once, whatever the
+number of endpoints/deployments using it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from elser_server.core.errors import ElserError, Code
+from elser_server.model.package import ModelPackage, PackageError
+from elser_server.model.repository import install
+from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model_id: str
+    package: ModelPackage
+    tokenizer: Tokenizer
+    vocab: Sequence[str]
+
+    def new_session(self, num_threads: int) -> SpladeSession:
+        return SpladeSession(self.package, num_threads=num_threads)
+
+
+def model_not_found(model_id: str, detail: str) -> ElserError:
+    return ElserError(
+        Code.NOT_FOUND,
+        f"Could not deploy model [{model_id}] as the model cannot be found.",
+        "resource_not_found_exception",
+        404,
+        "MODEL_NOT_FOUND",
+    )
+
+
+class ModelManager:
+    def __init__(self, repository: str, cache_dir: Path) -> None:
+        self.repository = repository
+        self.cache_dir = cache_dir
+        self._loaded: dict[str, LoadedModel] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, model_id: str) -> LoadedModel:
+        """Install (if absent) and load `model_id`; concurrent callers share one install."""
+        lock = self._locks.setdefault(model_id, asyncio.Lock())
+        async with lock:
+            if model_id not in self._loaded:
+                self._loaded[model_id] = await asyncio.to_thread(self._install_and_load, model_id)
+            return self._loaded[model_id]
+
+    def _install_and_load(self, model_id: str) -> LoadedModel:
+        try:
+            package_dir = install(self.repository, model_id, self.cache_dir)
+            package = ModelPackage.load(package_dir, verify=True)
+        except FileNotFoundError as exc:
+            raise model_not_found(model_id, str(exc)) from exc
+        except PackageError as exc:
+            raise ElserError(
+                Code.FAILED_PRECONDITION,
+                f"Could not deploy model [{model_id}]: {exc}",
+                "status_exception",
+                400,
+                "MODEL_INVALID",
+            ) from exc
+        tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
+        vocab = tokenizer.vocabulary()
+        log.info("model %s loaded from %s", model_id, package_dir)
+        return LoadedModel(model_id, package, tokenizer, vocab)

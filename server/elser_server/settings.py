@@ -1,0 +1,66 @@
+"""The one configuration reference: every option is a CLI flag (`--grpc-port`) and an env var (`ELSER_GRPC_PORT`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """ELSER inference service settings. CLI flags override `ELSER_*` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ELSER_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_prog_name="elser-server",
+        cli_use_class_docs_for_groups=True,
+        extra="ignore",
+    )
+
+    # network
+    host: str = Field("0.0.0.0", description="Address both the gRPC and the HTTP listeners bind to.")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
+    http_port: int = Field(9200, ge=0, le=65535, description="HTTP port of the ES-compatible REST shim.")
+    http_enabled: bool = Field(True, description="Serve the ES-compatible REST shim.")
+    tls_cert_file: Path | None = Field(None, description="PEM server certificate chain; enables TLS.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of the server certificate.")
+    tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle for client certificates (mTLS).")
+    tls_require_client_cert: bool = Field(False, description="Reject clients without a valid certificate.")
+    reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl, buf curl).")
+
+    # storage and models
+    data_dir: Path = Field(Path("data"), description="Endpoint database and installed models live here.")
+    model_repository: str = Field(
+        "models/repository",
+        description="Where models are installed from: a directory, file:// or http(s):// URL.",
+    )
+    preload_default_endpoint: bool = Field(
+        True,
+        description="Deploy the default endpoint (.elser-2-elasticsearch) at start-up instead of on first use.",
+    )
+
+    # admission and batching
+    max_inputs_per_request: int = Field(1024, ge=1, description="Texts accepted in one inference request.")
+    max_input_bytes: int = Field(1 << 20, ge=1, description="UTF-8 bytes accepted per input text.")
+    max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest request message/body accepted.")
+    queue_capacity: int = Field(10_000, ge=1, description="Queued texts per deployment before rejecting (ES).")
+    token_budget: int = Field(2048, ge=64, description="Padded tokens per model call (length-sorted batches).")
+    max_batch_size: int = Field(32, ge=1, description="Texts per model call at most.")
+    default_timeout_s: float = Field(30.0, gt=0, description="Inference deadline when the caller sets none.")
+    put_timeout_s: float = Field(30.0, gt=0, description="How long PUT waits for a deployment to start (ES).")
+
+    # lifecycle
+    drain_s: float = Field(5.0, ge=0, description="After SIGTERM: seconds NOT_SERVING before closing listeners.")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight calls get to finish on stop.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "endpoints.sqlite3"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"
