@@ -9,7 +9,7 @@ def word_chunks(word_ends: Sequence[int], length: int, size: int, overlap: int) 
     """Chunks `(start, end, words)` of a text of `length` UTF-16 units whose word-ending boundaries are
     `word_ends`. Every chunk but the last has exactly `size` words and ends right after its last word; the
     next one starts right after the word preceding its overlap words; the last runs to the end."""
-    if overlap < 0 or (overlap > 0 and overlap > size // 2):
+    if overlap < 0 or overlap > size // 2:
         raise ValueError(f"invalid chunking parameters: size {size}, overlap {overlap}")
     if length == 0:
         return []
