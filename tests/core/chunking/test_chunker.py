@@ -155,3 +155,10 @@ def test_one_megabyte_text_is_chunked_and_covered(settings: ChunkingSettings) ->
     got = chunk(text, settings)
     assert got[0].start == 0 and got[-1].end == len(text)
     assert all(b.start <= a.end and a.start <= b.start for a, b in itertools.pairwise(got))
+
+
+def test_word_tail_after_a_full_last_window_is_in_no_chunk_as_in_es() -> None:
+    text = "one two three four five six seven eight nine ten 😀."
+    assert [c.text(text) for c in chunk(text, WORD_10_1)] == [
+        "one two three four five six seven eight nine ten"
+    ]

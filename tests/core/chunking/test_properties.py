@@ -30,10 +30,15 @@ def es_words(text: str, c: Chunk) -> int:
     return sum(c.start_utf16 < e <= c.end_utf16 for e in ends)
 
 
-def check_offsets_and_cover(text: str, chunks: list[Chunk]) -> None:
+def check_offsets_and_cover(text: str, chunks: list[Chunk], *, tail_may_drop: bool = False) -> None:
     assert chunks, "non-empty input always yields a chunk"
     assert chunks[0].start == chunks[0].start_utf16 == 0
-    assert (chunks[-1].end, chunks[-1].end_utf16) == (len(text), len(text.encode("utf-16-le")) // 2)
+    last = chunks[-1]
+    if tail_may_drop and last.end < len(text):
+        # ES's word chunker: when the words end exactly at a full window, the non-word tail is in no chunk.
+        assert Words(icu.UnicodeString(text[last.end :])).ends == []
+    else:
+        assert (last.end, last.end_utf16) == (len(text), len(text.encode("utf-16-le")) // 2)
     for c in chunks:
         assert 0 <= c.start <= c.end <= len(text)
         assert utf16_slice(text, c) == c.text(text)
@@ -50,7 +55,7 @@ def test_word_strategy(text: str, size: int, data: st.DataObject) -> None:
     if not text:
         assert chunks == []
         return
-    check_offsets_and_cover(text, chunks)
+    check_offsets_and_cover(text, chunks, tail_may_drop=True)
     ends = Words(icu.UnicodeString(text)).ends
     for i, c in enumerate(chunks):
         n = sum(c.start_utf16 < e <= c.end_utf16 for e in ends)
