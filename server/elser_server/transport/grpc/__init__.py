@@ -1,0 +1,1 @@
+"""gRPC transport: elser.v1 servicers over the core, health, reflection."""

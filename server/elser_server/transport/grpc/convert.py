@@ -1,0 +1,149 @@
+"""Proto ↔ core conversions. Requests become ES-shaped values so the core validates gRPC and REST alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elser.v1 import types_pb2
+from elser_server.core.chunking.settings import ChunkingSettings
+from elser_server.core.types import Endpoint, InferOptions, Priority, ServiceSettings, SparseEmbedding
+from google.protobuf import json_format, struct_pb2
+
+_TASK_TYPE_PREFIX = "TASK_TYPE_"
+_STRATEGY_PREFIX = "CHUNKING_STRATEGY_"
+_PRIORITIES = {
+    types_pb2.PRIORITY_UNSPECIFIED: Priority.AUTO,
+    types_pb2.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
+    types_pb2.PRIORITY_BULK: Priority.BULK,
+}
+
+
+def task_type_arg(task_type: int) -> str | None:
+    """The core's raw task-type argument: None when unspecified, else ES's lower-case name."""
+    if task_type == types_pb2.TASK_TYPE_UNSPECIFIED:
+        return None
+    return str(types_pb2.TaskType.Name(task_type)).removeprefix(_TASK_TYPE_PREFIX).lower()
+
+
+def task_type_proto(task_type: str) -> int:
+    name = _TASK_TYPE_PREFIX + task_type.upper()
+    return int(types_pb2.TaskType.Value(name)) if name in types_pb2.TaskType.keys() else 0  # noqa: SIM118 (EnumTypeWrapper has no __contains__)
+
+
+def _struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(struct))
+
+
+def _adaptive_body(msg: types_pb2.AdaptiveAllocations) -> dict[str, Any]:
+    return {
+        name: getattr(msg, name)
+        for name in ("enabled", "min_number_of_allocations", "max_number_of_allocations")
+        if msg.HasField(name)
+    }
+
+
+def _service_settings_body(msg: types_pb2.ServiceSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        name: getattr(msg, name)
+        for name in ("model_id", "num_allocations", "num_threads")
+        if msg.HasField(name)
+    }
+    if msg.HasField("adaptive_allocations"):
+        out["adaptive_allocations"] = _adaptive_body(msg.adaptive_allocations)
+    if msg.HasField("deployment_id"):
+        out["deployment_id"] = msg.deployment_id
+    return out
+
+
+def chunking_body(msg: types_pb2.ChunkingSettings) -> dict[str, Any]:
+    """ES `chunking_settings` with only the fields the caller set (an empty map means "the defaults")."""
+    out: dict[str, Any] = {}
+    if msg.strategy != types_pb2.CHUNKING_STRATEGY_UNSPECIFIED:
+        out["strategy"] = types_pb2.ChunkingStrategy.Name(msg.strategy).removeprefix(_STRATEGY_PREFIX).lower()
+    for name in ("max_chunk_size", "overlap", "sentence_overlap"):
+        if msg.HasField(name):
+            out[name] = getattr(msg, name)
+    if msg.separators:
+        out["separators"] = list(msg.separators)
+    if msg.HasField("separator_group"):
+        out["separator_group"] = msg.separator_group
+    return out
+
+
+def endpoint_body(msg: types_pb2.EndpointConfig) -> dict[str, Any]:
+    """The ES PUT/_update body: only present fields become keys, so ES's "missing setting" rules apply."""
+    body: dict[str, Any] = {}
+    if msg.HasField("service"):
+        body["service"] = msg.service
+    task_type = task_type_arg(msg.task_type)
+    if task_type is not None:
+        body["task_type"] = task_type
+    if msg.HasField("service_settings"):
+        body["service_settings"] = _service_settings_body(msg.service_settings)
+    if msg.HasField("chunking_settings"):
+        body["chunking_settings"] = chunking_body(msg.chunking_settings)
+    if msg.HasField("task_settings"):
+        body["task_settings"] = _struct_dict(msg.task_settings)
+    return body
+
+
+def _service_settings_proto(settings: ServiceSettings) -> types_pb2.ServiceSettings:
+    msg = types_pb2.ServiceSettings(
+        model_id=settings.model_id,
+        num_threads=settings.num_threads,
+        num_allocations=settings.num_allocations,
+        deployment_id=settings.deployment_id,
+    )
+    adaptive = settings.adaptive_allocations
+    if adaptive is not None:
+        msg.adaptive_allocations.CopyFrom(
+            types_pb2.AdaptiveAllocations(
+                enabled=bool(adaptive.enabled),
+                min_number_of_allocations=adaptive.min_number_of_allocations,
+                max_number_of_allocations=adaptive.max_number_of_allocations,
+            )
+        )
+    return msg
+
+
+def chunking_proto(settings: ChunkingSettings) -> types_pb2.ChunkingSettings:
+    return types_pb2.ChunkingSettings(
+        strategy=types_pb2.ChunkingStrategy.Value(_STRATEGY_PREFIX + settings.strategy.value.upper()),
+        max_chunk_size=settings.max_chunk_size,
+        overlap=settings.overlap,
+        sentence_overlap=settings.sentence_overlap,
+        separators=settings.separators or (),
+    )
+
+
+def endpoint_proto(endpoint: Endpoint) -> types_pb2.Endpoint:
+    msg = types_pb2.Endpoint(
+        inference_id=endpoint.inference_id,
+        task_type=task_type_proto(endpoint.task_type.value),
+        service=endpoint.service,
+        service_settings=_service_settings_proto(endpoint.service_settings),
+    )
+    if endpoint.chunking_settings is not None:
+        msg.chunking_settings.CopyFrom(chunking_proto(endpoint.chunking_settings))
+    if endpoint.task_settings:
+        msg.task_settings.update(endpoint.task_settings)
+    return msg
+
+
+def infer_options(msg: types_pb2.InferenceOptions) -> InferOptions:
+    return InferOptions(
+        return_tokens=msg.return_tokens,
+        top_k=msg.top_k if msg.HasField("top_k") else None,
+        min_weight=msg.min_weight if msg.HasField("min_weight") else None,
+        priority=_PRIORITIES.get(msg.priority, Priority.AUTO),
+    )
+
+
+def embedding_proto(embedding: SparseEmbedding) -> types_pb2.SparseEmbedding:
+    return types_pb2.SparseEmbedding(
+        token_ids=embedding.token_ids.tolist(),
+        weights=embedding.weights.tolist(),
+        tokens=embedding.tokens or (),
+        is_truncated=embedding.is_truncated,
+        num_tokens=embedding.num_tokens,
+    )

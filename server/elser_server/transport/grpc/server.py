@@ -1,0 +1,146 @@
+"""The grpc.aio server: elser.v1 services, standard health, reflection, TLS and connection management."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from elser.v1 import (
+    endpoint_service_pb2,
+    endpoint_service_pb2_grpc,
+    inference_service_pb2,
+    inference_service_pb2_grpc,
+)
+from elser_server.core.service import InferenceCore
+from elser_server.transport.grpc.servicers import DEFAULT_STREAM_WINDOW, EndpointServicer, InferenceServicer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_SERVICE = endpoint_service_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name
+INFERENCE_SERVICE = inference_service_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+LIVENESS = ""  # the standard name for "the server as a whole"
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+class GrpcTransport:
+    """Serves the core over gRPC.
+
+    Lifecycle: `start()` → (`enter_graceful_shutdown()` → drain) → `stop(grace)`.
+    """
+
+    def __init__(
+        self,
+        core: InferenceCore,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 50051,
+        tls_cert_file: Path | None = None,
+        tls_key_file: Path | None = None,
+        tls_client_ca_file: Path | None = None,
+        require_client_cert: bool = False,
+        max_message_bytes: int = 32 << 20,
+        max_send_message_bytes: int = 64 << 20,
+        keepalive_time_s: float = 30.0,
+        keepalive_timeout_s: float = 10.0,
+        min_client_ping_interval_s: float = 10.0,
+        max_connection_idle_s: float = 300.0,
+        max_connection_age_s: float = 600.0,
+        max_connection_age_grace_s: float = 30.0,
+        reflection: bool = True,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+    ) -> None:
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ValueError("TLS needs both a certificate and a key file")
+        if require_client_cert and tls_client_ca_file is None:
+            raise ValueError("requiring client certificates needs a client CA file")
+        self._core = core
+        self._address = f"{host}:{port}"
+        self._tls = (tls_cert_file, tls_key_file, tls_client_ca_file, require_client_cert)
+        self._health = HealthServicer()
+        self._health_updates: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_send_message_bytes),
+                ("grpc.keepalive_time_ms", _ms(keepalive_time_s)),
+                ("grpc.keepalive_timeout_ms", _ms(keepalive_timeout_s)),
+                ("grpc.keepalive_permit_without_calls", 1),
+                # Clients may ping this often without being answered with GOAWAY "too_many_pings".
+                ("grpc.http2.min_ping_interval_without_data_ms", _ms(min_client_ping_interval_s)),
+                ("grpc.max_connection_idle_ms", _ms(max_connection_idle_s)),
+                # GOAWAY now and then so long-lived clients re-resolve and spread over replicas (gRFC A9).
+                ("grpc.max_connection_age_ms", _ms(max_connection_age_s)),
+                ("grpc.max_connection_age_grace_ms", _ms(max_connection_age_grace_s)),
+                # Linux's default (1) lets a second server silently share the port.
+                ("grpc.so_reuseport", 0),
+            ],
+            # No maximum_concurrent_rpcs: it rejects health checks under load; admission is the core's job.
+        )
+        endpoint_service_pb2_grpc.add_EndpointServiceServicer_to_server(EndpointServicer(core), self._server)
+        inference_service_pb2_grpc.add_InferenceServiceServicer_to_server(
+            InferenceServicer(core, stream_window), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        if reflection:
+            reflection.enable_server_reflection(
+                (ENDPOINT_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                self._server,
+            )
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        cert, key, client_ca, require_client_cert = self._tls
+        if cert is None or key is None:
+            return None
+        return grpc.ssl_server_credentials(
+            [(key.read_bytes(), cert.read_bytes())],
+            root_certificates=client_ca.read_bytes() if client_ca is not None else None,
+            require_client_auth=require_client_cert,
+        )
+
+    async def start(self) -> int:
+        """Bind, start serving and publish health; returns the bound port (useful with port 0)."""
+        credentials = self._credentials()
+        if credentials is None:
+            port = int(self._server.add_insecure_port(self._address))
+        else:
+            port = int(self._server.add_secure_port(self._address, credentials))
+        await self._server.start()
+        self._loop = asyncio.get_running_loop()
+        await self._health.set(LIVENESS, _SERVING)
+        await self._health.set(ENDPOINT_SERVICE, _SERVING)
+        await self._health.set(INFERENCE_SERVICE, _SERVING if self._core.ready else _NOT_SERVING)
+        self._core.add_readiness_listener(self._on_readiness)
+        log.info("gRPC listening on %s (port %d, tls=%s)", self._address, port, credentials is not None)
+        return port
+
+    def _on_readiness(self, ready: bool) -> None:
+        # The core may call from any thread; health updates must run on the server's loop, in call order.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._schedule_health, ready)
+
+    def _schedule_health(self, ready: bool) -> None:
+        task = asyncio.create_task(self._health.set(INFERENCE_SERVICE, _SERVING if ready else _NOT_SERVING))
+        self._health_updates.add(task)
+        task.add_done_callback(self._health_updates.discard)
+
+    async def enter_graceful_shutdown(self) -> None:
+        """Every service reports NOT_SERVING from now on (probes and balancers move away); calls still run."""
+        await self._health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new calls and wait up to `grace` seconds for in-flight ones, then cancel them."""
+        await self.enter_graceful_shutdown()
+        await self._server.stop(grace)
