@@ -55,7 +55,12 @@ class Service:
             reflection=settings.reflection,
         )
         self.rest = (
-            RestTransport(self.core, host=settings.host, port=settings.http_port, max_body_bytes=settings.max_request_bytes)
+            RestTransport(
+                self.core,
+                host=settings.host,
+                port=settings.http_port,
+                max_body_bytes=settings.max_request_bytes,
+            )
             if settings.http_enabled
             else None
         )
@@ -67,8 +72,13 @@ class Service:
         self.grpc_port = await self.grpc.start()
         if self.rest is not None:
             self.http_port = await self.rest.start()
-        log.info("serving gRPC on %s:%d, HTTP on %s:%d", self.settings.host, self.grpc_port, self.settings.host,
-                 self.http_port)
+        log.info(
+            "serving gRPC on %s:%d, HTTP on %s:%d",
+            self.settings.host,
+            self.grpc_port,
+            self.settings.host,
+            self.http_port,
+        )
 
     async def stop(self) -> None:
         """SIGTERM sequence: NOT_SERVING → drain period → stop listeners with grace → stop deployments."""

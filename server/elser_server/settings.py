@@ -46,14 +46,20 @@ class Settings(BaseSettings):
     max_inputs_per_request: int = Field(1024, ge=1, description="Texts accepted in one inference request.")
     max_input_bytes: int = Field(1 << 20, ge=1, description="UTF-8 bytes accepted per input text.")
     max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest request message/body accepted.")
-    queue_capacity: int = Field(10_000, ge=1, description="Queued texts per deployment before rejecting (ES).")
-    token_budget: int = Field(2048, ge=64, description="Padded tokens per model call (length-sorted batches).")
+    queue_capacity: int = Field(
+        10_000, ge=1, description="Queued texts per deployment before rejecting (ES)."
+    )
+    token_budget: int = Field(
+        2048, ge=64, description="Padded tokens per model call (length-sorted batches)."
+    )
     max_batch_size: int = Field(32, ge=1, description="Texts per model call at most.")
     default_timeout_s: float = Field(30.0, gt=0, description="Inference deadline when the caller sets none.")
     put_timeout_s: float = Field(30.0, gt=0, description="How long PUT waits for a deployment to start (ES).")
 
     # lifecycle
-    drain_s: float = Field(5.0, ge=0, description="After SIGTERM: seconds NOT_SERVING before closing listeners.")
+    drain_s: float = Field(
+        5.0, ge=0, description="After SIGTERM: seconds NOT_SERVING before closing listeners."
+    )
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight calls get to finish on stop.")
     log_level: str = Field("INFO", description="Python logging level.")
 

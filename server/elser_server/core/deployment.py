@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import logging
 import os
@@ -23,9 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from elser_server.core.errors import ElserError, deadline_exceeded, internal, queue_full, unavailable
+from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
 from elser_server.core.types import Priority
 from elser_server.runtime.batching import plan_batches
-from elser_server.runtime.session import RunControl, SpladeSession
+from elser_server.runtime.session import RunHandle, SpladeSession
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Encoding
 
@@ -59,7 +61,7 @@ class SparseRow:
 class RowOptions:
     top_k: int | None = None
     min_weight: float | None = None
-    vocab: Sequence[str] | None = None  # set when token strings are wanted
+    token_lookup: Callable[[npt.NDArray[np.uint32]], list[str]] | None = None  # set when strings are wanted
 
 
 @dataclass(eq=False)
@@ -84,6 +86,8 @@ class DeploymentStats:
     dropped_count: int = 0
     batch_count: int = 0
     inference_time_s: float = 0.0
+    queue_time_s: float = 0.0
+    dequeued_count: int = 0
     recent_item_times_ms: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=2048)
     )
@@ -111,6 +115,12 @@ class DeploymentStats:
         return self.inference_time_s * 1000.0 / self.inference_count
 
     @property
+    def average_queue_time_ms(self) -> float | None:
+        if not self.dequeued_count:
+            return None
+        return self.queue_time_s * 1000.0 / self.dequeued_count
+
+    @property
     def p99_inference_time_ms(self) -> float | None:
         if not self.recent_item_times_ms:
             return None
@@ -134,6 +144,7 @@ class Deployment:
         token_budget: int,
         max_batch_size: int,
         processors: int | None = None,
+        publish: Callable[[DeploymentEvent], None] | None = None,
     ) -> None:
         self.deployment_id = deployment_id
         self.model_id = model_id
@@ -154,10 +165,15 @@ class Deployment:
             Priority.BULK: collections.deque(),
         }
         self._queued = 0
+        self._queue_empty = asyncio.Event()
+        self._queue_empty.set()
         self._wakeup = asyncio.Condition()
         self._workers: list[_Worker] = []
         self._started = asyncio.Event()
         self._scaling = asyncio.Lock()
+        self._publish = publish
+        self._download: tuple[int, int] | None = None
+        self._cause = AllocationCause.DEPLOYMENT_START
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -180,14 +196,50 @@ class Deployment:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def phase(self) -> Phase:
+        if self.state is State.STARTING:
+            return Phase.DOWNLOADING if self._download is not None else Phase.STARTING
+        if self.state is State.STARTED:
+            return (
+                Phase.FULLY_ALLOCATED if self.allocation_count >= self.target_allocations else Phase.STARTED
+            )
+        return Phase[self.state.name]
+
+    def snapshot(self) -> DeploymentEvent:
+        done, total = self._download or (0, 0)
+        return DeploymentEvent(
+            self.deployment_id,
+            self.model_id,
+            self.phase,
+            target_allocations=self.target_allocations,
+            current_allocations=self.allocation_count,
+            cause=self._cause,
+            bytes_done=done,
+            bytes_total=total,
+            reason=self.reason,
+        )
+
+    def _emit(self) -> None:
+        if self._publish is not None:
+            self._publish(self.snapshot())
+
+    def download_progress(self, done: int, total: int) -> None:
+        self._download = (done, total)
+        self._emit()
+
     async def start(self, session_factory: SessionFactory) -> None:
         """Create the sessions (sequentially: session creation is not thread-safe) and warm them up."""
         self._session_factory = session_factory
+        self._download = None
+        self._emit()
         try:
             await self.scale_to(self.target_allocations)
         except Exception as exc:
             log.exception("deployment %s failed to start", self.deployment_id)
-            self.fail(internal(f"Could not start deployment [{self.deployment_id}]: {exc}", "DEPLOYMENT_FAILED"))
+            self.fail(
+                internal(f"Could not start deployment [{self.deployment_id}]: {exc}", "DEPLOYMENT_FAILED")
+            )
             return
         if self.capacity < 1:
             self.reason = (
@@ -197,13 +249,16 @@ class Deployment:
             return
         self.state = State.STARTED
         self._started.set()
+        self._emit()
 
     def fail(self, error: ElserError) -> None:
         self.state = State.FAILED
         self.reason = error.reason
         self._failure = error
+        self._cause = AllocationCause.FAILURE
         self._fail_all(error)
         self._started.set()
+        self._emit()
 
     async def wait_started(self) -> None:
         """Return once an allocation serves; raise the failure (or UNAVAILABLE once stopped)."""
@@ -213,10 +268,11 @@ class Deployment:
         if self.state is not State.STARTED:
             raise unavailable(f"deployment [{self.deployment_id}] is stopped", "DEPLOYMENT_STOPPED")
 
-    async def scale_to(self, target: int) -> None:
+    async def scale_to(self, target: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
         """Set the target and start/stop allocations up to what the processors allow."""
         async with self._scaling:
             self.target_allocations = target
+            self._cause = cause
             wanted = min(target, self.capacity)
             if wanted < target:
                 self.reason = (
@@ -227,13 +283,18 @@ class Deployment:
                 self.reason = None
             while len(self._workers) < wanted:
                 worker = await asyncio.to_thread(self._new_worker, len(self._workers))
-                worker.task = asyncio.create_task(worker.loop(), name=f"{self.deployment_id}-alloc-{worker.index}")
+                worker.task = asyncio.create_task(
+                    worker.loop(), name=f"{self.deployment_id}-alloc-{worker.index}"
+                )
                 self._workers.append(worker)
+                if self.state is State.STARTING:
+                    self.state = State.STARTED
+                    self._started.set()
+                self._emit()
             while len(self._workers) > wanted:
                 await self._workers.pop().stop()
-            if self._workers and self.state is State.STARTING:
-                self.state = State.STARTED
-                self._started.set()
+                self._emit()
+            self._emit()
 
     def _new_worker(self, index: int) -> _Worker:
         assert self._session_factory is not None, "start() sets the session factory"
@@ -246,14 +307,15 @@ class Deployment:
         if self.state in (State.STOPPING, State.STOPPED):
             return
         self.state = State.STOPPING
-        end = time.monotonic() + grace_s
-        while self._queued and time.monotonic() < end:
-            await asyncio.sleep(0.01)
+        self._emit()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue_empty.wait(), grace_s)
         self._fail_all(unavailable(f"deployment [{self.deployment_id}] is stopping", "DEPLOYMENT_STOPPING"))
         workers, self._workers = self._workers, []
         await asyncio.gather(*(w.stop() for w in workers))
         self.state = State.STOPPED
         self._started.set()
+        self._emit()
 
     # --- inference -------------------------------------------------------------------------------------------
 
@@ -284,6 +346,7 @@ class Deployment:
         lane = self._lanes[priority]
         lane.extend(sorted(items, key=lambda it: it.length))
         self._queued += len(items)
+        self._queue_empty.clear()
         async with self._wakeup:
             self._wakeup.notify(len(self._workers) or 1)
         try:
@@ -307,7 +370,12 @@ class Deployment:
                 item = lane.popleft()
                 if not item.future.done():
                     item.future.set_exception(error)
-        self._queued = 0
+        self._dequeued(self._queued)
+
+    def _dequeued(self, n: int) -> None:
+        self._queued -= n
+        if self._queued == 0:
+            self._queue_empty.set()
 
     async def _next_batch(self, worker: _Worker) -> list[_Item]:
         async with self._wakeup:
@@ -331,15 +399,18 @@ class Deployment:
             if self._alive(item, now):
                 window.append(item)
             else:
-                self._queued -= 1
+                self._dequeued(1)
         if not window:
             return []
         # The oldest live item (window[0]) is always in the batch: no starvation within a lane.
         groups = plan_batches([it.length for it in window], self.token_budget, self.max_batch_size)
         chosen = set(next(g for g in groups if 0 in g))
         lane.extendleft(reversed([it for i, it in enumerate(window) if i not in chosen]))
-        self._queued -= len(chosen)
-        return [window[i] for i in sorted(chosen)]
+        self._dequeued(len(chosen))
+        batch = [window[i] for i in sorted(chosen)]
+        self.stats.dequeued_count += len(batch)
+        self.stats.queue_time_s += sum(now - it.enqueued for it in batch)
+        return batch
 
     def _choose_lane(self, now: float) -> collections.deque[_Item] | None:
         interactive, bulk = self._lanes[Priority.INTERACTIVE], self._lanes[Priority.BULK]
@@ -353,7 +424,7 @@ class Deployment:
         """Drop dead items at the head (cheap); dead items further back are skipped by the window scan."""
         while lane and not self._alive(lane[0], now):
             lane.popleft()
-            self._queued -= 1
+            self._dequeued(1)
 
     def _alive(self, item: _Item, now: float) -> bool:
         if item.future.done():
@@ -388,13 +459,16 @@ class _Worker:
             batch = await dep._next_batch(self)
             if not batch:
                 continue
-            control = RunControl()
+            control = RunHandle()
             watchers = [it.future for it in batch]
 
-            def abort_if_abandoned(_: asyncio.Future[SparseRow], futures: list[asyncio.Future[SparseRow]] = watchers,
-                                   ctl: RunControl = control) -> None:
+            def abort_if_abandoned(
+                _: asyncio.Future[SparseRow],
+                futures: list[asyncio.Future[SparseRow]] = watchers,
+                ctl: RunHandle = control,
+            ) -> None:
                 if all(f.cancelled() for f in futures):
-                    ctl.terminate()
+                    ctl.cancel()
 
             for f in watchers:
                 f.add_done_callback(abort_if_abandoned)
@@ -402,7 +476,7 @@ class _Worker:
             try:
                 rows = await aio_loop.run_in_executor(self.executor, _run_batch, self.session, batch, control)
             except Exception as exc:
-                if control.terminated:
+                if control.cancelled:
                     dep.stats.dropped_count += len(batch)
                     continue
                 dep.stats.error_count += len(batch)
@@ -429,12 +503,12 @@ class _Worker:
         self.executor.shutdown(wait=True)
 
 
-def _run_batch(session: SpladeSession, batch: list[_Item], control: RunControl) -> list[SparseRow]:
-    dense = session.run([it.ids for it in batch], control=control)
+def _run_batch(session: SpladeSession, batch: list[_Item], control: RunHandle) -> list[SparseRow]:
+    dense = session.run([it.ids for it in batch], run_options=control)
     rows = []
     for it, vec in zip(batch, dense, strict=True):
         opts = it.options
         ids, weights = sparsify(vec, top_k=opts.top_k, min_weight=opts.min_weight)
-        tokens = tuple(opts.vocab[i] for i in ids) if opts.vocab is not None else None
+        tokens = tuple(opts.token_lookup(ids)) if opts.token_lookup is not None else None
         rows.append(SparseRow(ids, weights, tokens))
     return rows

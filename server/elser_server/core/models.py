@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from elser_server.core.errors import ElserError, Code
+from elser_server.core.errors import Code, ElserError
 from elser_server.model.package import ModelPackage, PackageError
 from elser_server.model.repository import install
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.session import SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -23,10 +22,10 @@ class LoadedModel:
     model_id: str
     package: ModelPackage
     tokenizer: Tokenizer
-    vocab: Sequence[str]
+    weights: SharedWeights  # one copy of the weights for every allocation of every deployment of this model
 
     def new_session(self, num_threads: int) -> SpladeSession:
-        return SpladeSession(self.package, num_threads=num_threads)
+        return SpladeSession(self.package, num_threads=num_threads, shared=self.weights)
 
 
 def model_not_found(model_id: str, detail: str) -> ElserError:
@@ -69,6 +68,5 @@ class ModelManager:
                 "MODEL_INVALID",
             ) from exc
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
-        vocab = tokenizer.vocabulary()
         log.info("model %s loaded from %s", model_id, package_dir)
-        return LoadedModel(model_id, package, tokenizer, vocab)
+        return LoadedModel(model_id, package, tokenizer, SharedWeights(package.model_path))

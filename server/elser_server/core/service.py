@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from elser_server.core.deployment import Deployment, RowOptions, State
+from elser_server.core.chunking.chunker import Chunk, chunk
+from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
+from elser_server.core.deployment import Deployment, DeploymentStats, RowOptions, State
 from elser_server.core.endpoint_config import (
     DEFAULT_ENDPOINT_ID,
     RESERVED_ENDPOINT_IDS,
@@ -34,14 +36,18 @@ from elser_server.core.errors import (
     internal,
     invalid,
 )
+from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
 from elser_server.core.models import ModelManager
 from elser_server.core.store import EndpointStore
-from elser_server.core.types import Endpoint, InferOptions, SparseEmbedding, TaskType
+from elser_server.core.types import Endpoint, InferOptions, Priority, SparseEmbedding, TaskType
 from elser_server.runtime.tokenizer import Encoding
 
 log = logging.getLogger(__name__)
 
 VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new endpoint
+# Endpoints stored before ES 8.16 have no chunking settings and chunk as word 250/100.
+LEGACY_CHUNKING = ChunkingSettings(Strategy.WORD, max_chunk_size=250, overlap=100)
+CHUNK_WINDOW = 64  # chunks of one input queued at a time
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,37 @@ class DeleteResult:
     pipelines: list[str] = field(default_factory=list)
     indexes: list[str] = field(default_factory=list)
     error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkEmbedding:
+    """One chunk of input `input_index` (chunks numbered in text order) and its embedding."""
+
+    input_index: int
+    chunk_index: int
+    chunk: Chunk
+    embedding: SparseEmbedding
+
+
+@dataclass(frozen=True)
+class ChunkedInputDone:
+    """Every chunk of input `input_index` was sent (`chunk_count`), or it failed with `error` alone."""
+
+    input_index: int
+    chunk_count: int
+    error: ElserError | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    """What GetDeploymentStats / the stats route show (after ES deployment_stats)."""
+
+    snapshot: DeploymentEvent
+    stats: DeploymentStats
+    threads_per_allocation: int
+    queue_capacity: int
+    queued: int = 0
+    start_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +141,7 @@ class InferenceCore:
         self._deployments: dict[str, Deployment] = {}
         self._deploy_tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._events = EventHub()
         self._readiness_listeners: list[Callable[[bool], None]] = []
         self._draining = False
         self._last_ready = False
@@ -202,6 +240,15 @@ class InferenceCore:
             await asyncio.to_thread(self._store.delete, inference_id)
             del self._endpoints[inference_id]
             await self._stop_deployment(inference_id)
+            self._events.close(
+                inference_id,
+                DeploymentEvent(
+                    inference_id,
+                    endpoint.service_settings.model_id,
+                    Phase.STOPPED,
+                    reason="inference endpoint deleted",
+                ),
+            )
         return DeleteResult(acknowledged=True)
 
     async def update_endpoint(self, inference_id: str, task_type: str | None, body: object) -> Endpoint:
@@ -212,10 +259,110 @@ class InferenceCore:
             updated = parse_update_request(existing, task_type, body)
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
-                await deployment.scale_to(_initial_allocations(updated))
+                await deployment.scale_to(_initial_allocations(updated), AllocationCause.USER_UPDATE)
             await asyncio.to_thread(self._store.replace, updated)
             self._endpoints[inference_id] = updated
         return self._view(updated)
+
+    async def infer_chunked(
+        self,
+        inference_id: str,
+        task_type: str | None,
+        inputs: Sequence[str],
+        options: InferOptions = InferOptions(),
+        *,
+        chunking_settings: object = None,
+        deadline: float | None = None,
+    ) -> AsyncIterator[ChunkEmbedding | ChunkedInputDone]:
+        """Chunk each input (the endpoint's settings, or `chunking_settings` when given) and embed every chunk
+        through the shared queue. Results stream in input and chunk order; one input failing does not fail the
+        others. Work advances window by window, so memory stays bounded whatever the text length."""
+        requested = TaskType.parse(task_type) if task_type is not None else None
+        endpoint = self._get(inference_id)
+        check_infer_task_type(endpoint, requested)
+        self._validate_inputs(inputs, options)
+        settings = (
+            parse_chunking_settings(chunking_settings)
+            if chunking_settings is not None
+            else endpoint.chunking_settings or LEGACY_CHUNKING
+        )
+        if deadline is None:
+            deadline = time.monotonic() + self._limits.default_timeout_s
+        deployment = await self._deployment_for_inference(endpoint, deadline)
+        model = await self._models.get(deployment.model_id)
+        lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
+        row_options = RowOptions(options.top_k, options.min_weight, lookup)
+        loop = asyncio.get_running_loop()
+        priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
+
+        async def embed_window(text: str, window: list[Chunk]) -> list[SparseEmbedding]:
+            pieces = [c.text(text) for c in window]
+            encodings = await loop.run_in_executor(self._tokenize_pool, model.tokenizer.encode_batch, pieces)
+            rows = await deployment.embed(
+                encodings, priority=priority, deadline=deadline, options=row_options
+            )
+            return [
+                SparseEmbedding(r.token_ids, r.weights, e.is_truncated, len(e.ids), r.tokens)
+                for r, e in zip(rows, encodings, strict=True)
+            ]
+
+        for index, text in enumerate(inputs):
+            chunks = await loop.run_in_executor(self._tokenize_pool, chunk, text, settings)
+            windows = [chunks[i : i + CHUNK_WINDOW] for i in range(0, len(chunks), CHUNK_WINDOW)]
+            # One window is always queued ahead of the one being streamed, so the allocations never idle.
+            pending = [asyncio.ensure_future(embed_window(text, w)) for w in windows[:2]]
+            sent = 0
+            try:
+                for w_index in range(len(windows)):
+                    embeddings = await pending[w_index]
+                    if w_index + 2 < len(windows):
+                        pending.append(asyncio.ensure_future(embed_window(text, windows[w_index + 2])))
+                    for c, emb in zip(windows[w_index], embeddings, strict=True):
+                        yield ChunkEmbedding(index, sent, c, emb)
+                        sent += 1
+            except ElserError as exc:
+                yield ChunkedInputDone(index, sent, exc)
+                continue
+            finally:
+                for task in pending:
+                    task.cancel()
+            yield ChunkedInputDone(index, sent)
+
+    # --- deployments: watch and stats -------------------------------------------------------------------------
+
+    def watch_deployment(self, inference_id: str) -> AsyncIterator[DeploymentEvent]:
+        """The deployment's current snapshot, then every change; ends after the endpoint is deleted."""
+        endpoint = self._get(inference_id)
+        deployment = self._deployments.get(inference_id)
+        initial = (
+            deployment.snapshot()
+            if deployment is not None
+            else DeploymentEvent(
+                inference_id,
+                endpoint.service_settings.model_id,
+                Phase.STOPPED,
+                reason="not deployed yet: deploys on first use",
+            )
+        )
+        return self._events.watch(inference_id, initial)
+
+    def deployment_stats(self, inference_id: str) -> DeploymentReport:
+        endpoint = self._get(inference_id)
+        settings = endpoint.service_settings
+        deployment = self._deployments.get(inference_id)
+        if deployment is None:
+            snapshot = DeploymentEvent(inference_id, settings.model_id, Phase.STOPPED, reason="not deployed")
+            return DeploymentReport(
+                snapshot, DeploymentStats(), settings.num_threads, self._batching.queue_capacity
+            )
+        return DeploymentReport(
+            deployment.snapshot(),
+            deployment.stats,
+            deployment.num_threads,
+            deployment.queue_capacity,
+            queued=deployment.queued,
+            start_time=deployment.start_time,
+        )
 
     # --- inference -------------------------------------------------------------------------------------------
 
@@ -237,9 +384,14 @@ class InferenceCore:
         deployment = await self._deployment_for_inference(endpoint, deadline)
         model = await self._models.get(deployment.model_id)
         loop = asyncio.get_running_loop()
-        encodings = await loop.run_in_executor(self._tokenize_pool, model.tokenizer.encode_batch, list(inputs))
-        row_options = RowOptions(options.top_k, options.min_weight, model.vocab if options.return_tokens else None)
-        rows = await deployment.embed(encodings, priority=options.priority, deadline=deadline, options=row_options)
+        encodings = await loop.run_in_executor(
+            self._tokenize_pool, model.tokenizer.encode_batch, list(inputs)
+        )
+        lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
+        row_options = RowOptions(options.top_k, options.min_weight, lookup)
+        rows = await deployment.embed(
+            encodings, priority=options.priority, deadline=deadline, options=row_options
+        )
         return [
             SparseEmbedding(r.token_ids, r.weights, e.is_truncated, len(e.ids), r.tokens)
             for r, e in zip(rows, encodings, strict=True)
@@ -308,6 +460,7 @@ class InferenceCore:
             token_budget=self._batching.token_budget,
             max_batch_size=self._batching.max_batch_size,
             processors=self._batching.processors,
+            publish=self._events.publish,
         )
         self._deployments[endpoint.inference_id] = deployment
         self._deploy_tasks[endpoint.inference_id] = asyncio.create_task(
@@ -324,7 +477,9 @@ class InferenceCore:
             return
         except Exception as exc:
             log.exception("installing model %s failed", deployment.model_id)
-            deployment.fail(internal(f"Could not install model [{deployment.model_id}]: {exc}", "MODEL_INSTALL_FAILED"))
+            deployment.fail(
+                internal(f"Could not install model [{deployment.model_id}]: {exc}", "MODEL_INSTALL_FAILED")
+            )
             self._notify_readiness()
             return
         await deployment.start(model.new_session)

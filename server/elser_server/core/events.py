@@ -1,0 +1,94 @@
+"""Deployment events for WatchDeployment: snapshots fanned out to any number of watchers.
+
+Every event is a full snapshot, so a slow watcher can skip intermediate ones: its small queue keeps the newest
+events and the deployment never waits on a watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+WATCHER_QUEUE_SIZE = 16
+
+
+class Phase(enum.Enum):
+    DOWNLOADING = "downloading"
+    STARTING = "starting"
+    STARTED = "started"
+    FULLY_ALLOCATED = "fully_allocated"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class AllocationCause(enum.Enum):
+    DEPLOYMENT_START = "deployment_start"
+    USER_UPDATE = "user_update"
+    ADAPTIVE_SCALE_UP = "adaptive_scale_up"
+    ADAPTIVE_SCALE_DOWN = "adaptive_scale_down"
+    SCALE_TO_ZERO = "scale_to_zero"
+    SCALE_FROM_ZERO = "scale_from_zero"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    deployment_id: str
+    model_id: str
+    phase: Phase
+    target_allocations: int = 0
+    current_allocations: int = 0
+    cause: AllocationCause = AllocationCause.DEPLOYMENT_START
+    bytes_done: int = 0
+    bytes_total: int = 0
+    reason: str | None = None
+    time: float = field(default_factory=time.time)
+
+
+class _Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[DeploymentEvent | None] = asyncio.Queue(WATCHER_QUEUE_SIZE)
+
+    def offer(self, item: DeploymentEvent | None) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # drop the oldest snapshot; the newer one supersedes it
+        self.queue.put_nowait(item)
+
+
+class EventHub:
+    """Per deployment id: the latest snapshot and its watchers."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, DeploymentEvent] = {}
+        self._subscribers: dict[str, set[_Subscription]] = {}
+
+    def publish(self, event: DeploymentEvent) -> None:
+        self._latest[event.deployment_id] = event
+        for sub in self._subscribers.get(event.deployment_id, ()):
+            sub.offer(event)
+
+    def latest(self, deployment_id: str) -> DeploymentEvent | None:
+        return self._latest.get(deployment_id)
+
+    def close(self, deployment_id: str, final: DeploymentEvent) -> None:
+        """Send `final` to every watcher of `deployment_id` and end their streams."""
+        self._latest.pop(deployment_id, None)
+        for sub in self._subscribers.pop(deployment_id, set()):
+            sub.offer(final)
+            sub.offer(None)
+
+    async def watch(self, deployment_id: str, initial: DeploymentEvent) -> AsyncIterator[DeploymentEvent]:
+        sub = _Subscription()
+        self._subscribers.setdefault(deployment_id, set()).add(sub)
+        try:
+            yield self._latest.get(deployment_id, initial)
+            while (event := await sub.queue.get()) is not None:
+                yield event
+        finally:
+            subs = self._subscribers.get(deployment_id)
+            if subs is not None:
+                subs.discard(sub)
