@@ -23,8 +23,8 @@ from elser_server.core.endpoint_config import (
     check_task_type,
     default_endpoint,
     parse_put_request,
+    parse_task_type,
     parse_update_request,
-    validate_deployment_settings,
 )
 from elser_server.core.errors import (
     Code,
@@ -200,7 +200,6 @@ class InferenceCore:
         async with self._lock(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
-            validate_deployment_settings(endpoint.service_settings)
             deployment = await self._deployment_started(endpoint, timeout_s or self._limits.put_timeout_s)
             await self._validation_inference(endpoint, deployment)
             await asyncio.to_thread(self._store.insert, endpoint)
@@ -208,7 +207,7 @@ class InferenceCore:
         return PutResult(self._view(endpoint), parsed.warnings)
 
     def get_endpoints(self, inference_id: str | None = None, task_type: str | None = None) -> list[Endpoint]:
-        requested = TaskType.parse(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type) if task_type is not None else None
         if inference_id in (None, "_all", "*"):
             found = [
                 e
@@ -224,7 +223,7 @@ class InferenceCore:
     async def delete_endpoint(
         self, inference_id: str, task_type: str | None = None, *, dry_run: bool = False, force: bool = False
     ) -> DeleteResult:
-        requested = TaskType.parse(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type) if task_type is not None else None
         async with self._lock(inference_id):
             endpoint = self._get(inference_id)
             check_task_type(endpoint, requested)
@@ -251,12 +250,14 @@ class InferenceCore:
             )
         return DeleteResult(acknowledged=True)
 
-    async def update_endpoint(self, inference_id: str, task_type: str | None, body: object) -> Endpoint:
+    async def update_endpoint(
+        self, inference_id: str, task_type: str | None, body: object, *, raw_body: str | None = None
+    ) -> Endpoint:
         async with self._lock(inference_id):
             existing = self._endpoints.get(inference_id)
             if existing is None:
                 raise endpoint_not_found(inference_id)
-            updated = parse_update_request(existing, task_type, body)
+            updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
                 await deployment.scale_to(_initial_allocations(updated), AllocationCause.USER_UPDATE)
@@ -277,7 +278,7 @@ class InferenceCore:
         """Chunk each input (the endpoint's settings, or `chunking_settings` when given) and embed every chunk
         through the shared queue. Results stream in input and chunk order; one input failing does not fail the
         others. Work advances window by window, so memory stays bounded whatever the text length."""
-        requested = TaskType.parse(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type) if task_type is not None else None
         endpoint = self._get(inference_id)
         check_infer_task_type(endpoint, requested)
         self._validate_inputs(inputs, options)
@@ -375,7 +376,7 @@ class InferenceCore:
         *,
         deadline: float | None = None,
     ) -> list[SparseEmbedding]:
-        requested = TaskType.parse(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type) if task_type is not None else None
         endpoint = self._get(inference_id)
         check_infer_task_type(endpoint, requested)
         self._validate_inputs(inputs, options)
@@ -567,11 +568,10 @@ class InferenceCore:
 
 
 def _initial_allocations(endpoint: Endpoint) -> int:
-    """ES: the explicit count, else adaptive min when > 0, else 1."""
+    """ES: with adaptive allocations enabled, the adaptive min when > 0, else 1 (a count stored before adaptive
+    was switched on by an update does not apply); otherwise the explicit count."""
     settings = endpoint.service_settings
-    if settings.num_allocations is not None:
-        return settings.num_allocations
     adaptive = settings.adaptive_allocations
-    if adaptive is not None and adaptive.min_number_of_allocations:
-        return adaptive.min_number_of_allocations
-    return 1
+    if adaptive is not None and adaptive.enabled:
+        return max(adaptive.min_number_of_allocations or 0, 1)
+    return settings.num_allocations or 1

@@ -10,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 
 from elser_server.core.chunking.settings import ChunkingSettings
-from elser_server.core.errors import invalid
 
 
 class TaskType(enum.StrEnum):
@@ -21,14 +20,6 @@ class TaskType(enum.StrEnum):
     CHAT_COMPLETION = "chat_completion"
     EMBEDDING = "embedding"
     ANY = "any"
-
-    @classmethod
-    def parse(cls, value: str) -> TaskType:
-        """ES's TaskType.fromString: case-insensitive, 400 "Unknown task_type [x]" otherwise."""
-        try:
-            return cls(value.lower())
-        except ValueError:
-            raise invalid(f"Unknown task_type [{value}]", field="task_type") from None
 
 
 class Priority(enum.Enum):
