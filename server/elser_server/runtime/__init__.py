@@ -1,0 +1,3 @@
+"""Inference runtime: tokenizer, onnxruntime sessions, batching, sparse extraction and an offline engine.
+
+No transport imports here: the server core drives these from its own worker threads."""

@@ -1,0 +1,115 @@
+"""onnxruntime sessions for a model package: padding, abortable runs, warm-up and shared weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from elser_server.model.package import ModelPackage
+from elser_server.runtime.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_TOKEN_BUDGET, plan_batches
+
+# Initializers above this size are shared between sessions; small ones are not worth the bookkeeping.
+_SHARE_MIN_BYTES = 1 << 16
+
+
+class RunHandle:
+    """Lets another thread abort a running `SpladeSession.run` (it then raises promptly)."""
+
+    def __init__(self) -> None:
+        self.options = ort.RunOptions()
+
+    def cancel(self) -> None:
+        self.options.terminate = True
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.options.terminate)
+
+
+class SharedWeights:
+    """The large initializers of one model, held once and handed to every session of it, so N allocations do
+    not hold N copies. Sessions built with it skip weight pre-packing, which would make private copies again."""
+
+    def __init__(self, model_path: str | Path) -> None:
+        model = onnx.load(str(model_path))
+        self.values: dict[str, ort.OrtValue] = {}
+        for init in model.graph.initializer:
+            array = numpy_helper.to_array(init)
+            if array.nbytes >= _SHARE_MIN_BYTES:
+                self.values[init.name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+
+
+def _model_path(model: ModelPackage | str | Path) -> Path:
+    return model.model_path if isinstance(model, ModelPackage) else Path(model)
+
+
+class SpladeSession:
+    """One onnxruntime session (one allocation): intra_op threads = num_threads, inter_op = 1."""
+
+    def __init__(
+        self,
+        model: ModelPackage | str | Path,
+        num_threads: int = 1,
+        *,
+        shared: SharedWeights | None = None,
+        max_sequence_length: int = 512,
+    ) -> None:
+        if num_threads < 1:
+            raise ValueError("num_threads must be ≥ 1")
+        path = _model_path(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = num_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # A thread pool that spins between calls steals the core from the other allocations.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0" if num_threads == 1 else "1")
+        if shared is not None:
+            opts.add_session_config_entry("session.disable_prepacking", "1")
+            for name, value in shared.values.items():
+                opts.add_initializer(name, value)
+        self._shared = shared  # keeps the OrtValues alive as long as the session
+        self.num_threads = num_threads
+        self.max_sequence_length = (
+            model.max_sequence_length if isinstance(model, ModelPackage) else max_sequence_length
+        )
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._output = self._session.get_outputs()[0].name
+        self.vocab_size = int(self._session.get_outputs()[0].shape[1])
+
+    def run(self, batch: Sequence[np.ndarray], run_options: RunHandle | None = None) -> np.ndarray:
+        """Token-id arrays → [len(batch), vocab] float32 weights, padding only to this batch's longest input."""
+        if not batch:
+            return np.zeros((0, self.vocab_size), dtype=np.float32)
+        width = max(len(ids) for ids in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        out = self._session.run([self._output], feeds, run_options.options if run_options else None)
+        return np.asarray(out[0], dtype=np.float32)
+
+    def run_batched(
+        self,
+        batch: Sequence[np.ndarray],
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    ) -> np.ndarray:
+        """Any number of inputs, run in length-sorted budgeted batches; rows in input order."""
+        out = np.zeros((len(batch), self.vocab_size), dtype=np.float32)
+        for group in plan_batches([len(ids) for ids in batch], token_budget, max_batch_size):
+            out[group] = self.run([batch[i] for i in group])
+        return out
+
+    def warm_up(self, token_budget: int = DEFAULT_TOKEN_BUDGET) -> None:
+        """Run the largest budgeted shape once so the first real call does not page-fault the arena."""
+        length = self.max_sequence_length
+        rows = max(1, token_budget // length)
+        self.run([np.full(length, 100, dtype=np.int64)] * rows)
