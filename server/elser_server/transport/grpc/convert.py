@@ -6,8 +6,10 @@ from typing import Any
 
 from elser.v1 import types_pb2
 from elser_server.core.chunking.settings import ChunkingSettings
+from elser_server.core.events import DeploymentEvent
+from elser_server.core.service import DeploymentReport
 from elser_server.core.types import Endpoint, InferOptions, Priority, ServiceSettings, SparseEmbedding
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 _TASK_TYPE_PREFIX = "TASK_TYPE_"
 _STRATEGY_PREFIX = "CHUNKING_STRATEGY_"
@@ -147,3 +149,50 @@ def embedding_proto(embedding: SparseEmbedding) -> types_pb2.SparseEmbedding:
         is_truncated=embedding.is_truncated,
         num_tokens=embedding.num_tokens,
     )
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def deployment_event_proto(event: DeploymentEvent) -> types_pb2.DeploymentEvent:
+    return types_pb2.DeploymentEvent(
+        time=_timestamp(event.time),
+        deployment_id=event.deployment_id,
+        model_id=event.model_id,
+        state=types_pb2.DeploymentState.Value("DEPLOYMENT_STATE_" + event.phase.name),
+        download=types_pb2.DownloadProgress(bytes_done=event.bytes_done, bytes_total=event.bytes_total),
+        allocation=types_pb2.AllocationStatus(
+            target_allocations=event.target_allocations,
+            current_allocations=event.current_allocations,
+            cause=types_pb2.AllocationCause.Value("ALLOCATION_CAUSE_" + event.cause.name),
+        ),
+        reason=event.reason or "",
+    )
+
+
+def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStats:
+    event = deployment_event_proto(report.snapshot)
+    stats = report.stats
+    msg = types_pb2.DeploymentStats(
+        deployment_id=event.deployment_id,
+        model_id=event.model_id,
+        state=event.state,
+        allocation=event.allocation,
+        threads_per_allocation=report.threads_per_allocation,
+        queue_capacity=report.queue_capacity,
+        queued=report.queued,
+        inference_count=stats.inference_count,
+        error_count=stats.error_count,
+        rejected_count=stats.rejected_execution_count,
+        timeout_count=stats.timeout_count,
+        average_inference_time_ms=stats.average_inference_time_ms or 0.0,
+        average_queue_time_ms=stats.average_queue_time_ms or 0.0,
+    )
+    if report.start_time is not None:
+        msg.start_time.CopyFrom(_timestamp(report.start_time))
+    if stats.last_access is not None:
+        msg.last_access.CopyFrom(_timestamp(stats.last_access))
+    return msg

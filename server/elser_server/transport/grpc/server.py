@@ -16,7 +16,7 @@ from elser_server.core.service import InferenceCore
 from elser_server.transport.grpc.servicers import DEFAULT_STREAM_WINDOW, EndpointServicer, InferenceServicer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection as server_reflection
 
 import grpc
 
@@ -95,8 +95,8 @@ class GrpcTransport:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if reflection:
-            reflection.enable_server_reflection(
-                (ENDPOINT_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server_reflection.enable_server_reflection(
+                (ENDPOINT_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, server_reflection.SERVICE_NAME),
                 self._server,
             )
 

@@ -13,7 +13,7 @@ from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser_server.core.errors import invalid
-from elser_server.core.service import InferenceCore
+from elser_server.core.service import ChunkedInputDone, InferenceCore
 from elser_server.transport.grpc import convert
 from elser_server.transport.grpc.errors import rpc_status_of, stream_errors, unary_errors
 
@@ -100,6 +100,20 @@ class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
         )
         return es_pb2.UpdateEndpointResponse(endpoint=convert.endpoint_proto(endpoint))
 
+    @stream_errors
+    async def WatchDeployment(
+        self, request: es_pb2.WatchDeploymentRequest, context: Context
+    ) -> AsyncIterator[es_pb2.WatchDeploymentResponse]:
+        async for event in self._core.watch_deployment(request.inference_id):
+            yield es_pb2.WatchDeploymentResponse(event=convert.deployment_event_proto(event))
+
+    @unary_errors
+    async def GetDeploymentStats(
+        self, request: es_pb2.GetDeploymentStatsRequest, context: Context
+    ) -> es_pb2.GetDeploymentStatsResponse:
+        report = self._core.deployment_stats(request.inference_id)
+        return es_pb2.GetDeploymentStatsResponse(stats=convert.deployment_stats_proto(report))
+
 
 class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
     def __init__(self, core: InferenceCore, stream_window: int = DEFAULT_STREAM_WINDOW) -> None:
@@ -171,3 +185,36 @@ class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+    @stream_errors
+    async def InferChunked(
+        self, request: is_pb2.InferChunkedRequest, context: Context
+    ) -> AsyncIterator[is_pb2.InferChunkedResponse]:
+        results = self._core.infer_chunked(
+            request.inference_id,
+            convert.task_type_arg(request.task_type),
+            list(request.input),
+            convert.infer_options(request.options),
+            chunking_settings=(
+                convert.chunking_body(request.chunking_settings)
+                if request.HasField("chunking_settings")
+                else None
+            ),
+            deadline=_deadline(context),
+        )
+        async for result in results:
+            if isinstance(result, ChunkedInputDone):
+                done = is_pb2.InputDone(chunk_count=result.chunk_count)
+                if result.error is not None:
+                    done.error.CopyFrom(rpc_status_of(result.error))
+                yield is_pb2.InferChunkedResponse(input_index=result.input_index, done=done)
+            else:
+                chunk = is_pb2.Chunk(
+                    chunk_index=result.chunk_index,
+                    start_utf16=result.chunk.start_utf16,
+                    end_utf16=result.chunk.end_utf16,
+                    start_code_point=result.chunk.start,
+                    end_code_point=result.chunk.end,
+                    embedding=convert.embedding_proto(result.embedding),
+                )
+                yield is_pb2.InferChunkedResponse(input_index=result.input_index, chunk=chunk)
