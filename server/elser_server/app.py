@@ -7,7 +7,7 @@ import logging
 import signal
 
 from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, InferenceCore, Limits
+from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.settings import Settings
 from elser_server.transport.grpc.server import GrpcTransport
@@ -32,6 +32,11 @@ def build_core(settings: Settings) -> InferenceCore:
             token_budget=settings.token_budget,
             max_batch_size=settings.max_batch_size,
             stop_grace_s=settings.shutdown_grace_s,
+        ),
+        adaptive=AdaptiveConfig(
+            interval_s=settings.adaptive_interval_s,
+            scale_to_zero_s=settings.scale_to_zero_s,
+            scale_up_cooldown_s=settings.scale_up_cooldown_s,
         ),
         preload_default_endpoint=settings.preload_default_endpoint,
     )

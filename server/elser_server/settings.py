@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     default_timeout_s: float = Field(30.0, gt=0, description="Inference deadline when the caller sets none.")
     put_timeout_s: float = Field(30.0, gt=0, description="How long PUT waits for a deployment to start (ES).")
 
+    # adaptive allocations (ES defaults)
+    adaptive_interval_s: float = Field(
+        10.0, gt=0, description="How often adaptive allocations are re-evaluated."
+    )
+    scale_to_zero_s: float = Field(
+        86_400.0, gt=0, description="Idle seconds before an adaptive deployment with min 0 goes to zero."
+    )
+    scale_up_cooldown_s: float = Field(300.0, ge=0, description="No scale-down this long after a scale-up.")
+
     # lifecycle
     drain_s: float = Field(
         5.0, ge=0, description="After SIGTERM: seconds NOT_SERVING before closing listeners."

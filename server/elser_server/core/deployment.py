@@ -174,6 +174,7 @@ class Deployment:
         self._publish = publish
         self._download: tuple[int, int] | None = None
         self._cause = AllocationCause.DEPLOYMENT_START
+        self._from_zero: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -335,6 +336,9 @@ class Deployment:
         if self._queued + len(encodings) > self.queue_capacity:
             self.stats.rejected_execution_count += 1
             raise queue_full(retry_after_s=self._retry_hint())
+        if self.target_allocations == 0 and self.state is State.STARTED and self._from_zero is None:
+            # Scaled to zero: bring one allocation back; this request waits in the queue meanwhile.
+            self._from_zero = asyncio.create_task(self._scale_from_zero())
         if priority is Priority.AUTO:
             small = len(encodings) <= INTERACTIVE_MAX_TEXTS
             short = sum(len(e.ids) for e in encodings) <= INTERACTIVE_MAX_TOKENS
@@ -359,6 +363,12 @@ class Deployment:
             for it in items:
                 if not it.future.done():
                     it.future.cancel()
+
+    async def _scale_from_zero(self) -> None:
+        try:
+            await self.scale_to(1, AllocationCause.SCALE_FROM_ZERO)
+        finally:
+            self._from_zero = None
 
     def _retry_hint(self) -> float:
         per_item = (self.stats.average_inference_time_ms or 10.0) / 1000.0

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveTarget
 from elser_server.core.chunking.chunker import Chunk, chunk
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
 from elser_server.core.deployment import Deployment, DeploymentStats, RowOptions, State
@@ -112,6 +113,13 @@ class BatchingConfig:
     stop_grace_s: float = 10.0
 
 
+@dataclass(frozen=True)
+class AdaptiveConfig:
+    interval_s: float = 10.0
+    scale_to_zero_s: float = 24 * 3600.0
+    scale_up_cooldown_s: float = 300.0
+
+
 def format_time_value(seconds: float) -> str:
     """ES TimeValue rendering used in messages: 30s, 1.5s → 1500ms, 2m."""
     ms = round(seconds * 1000)
@@ -130,6 +138,7 @@ class InferenceCore:
         *,
         limits: Limits = Limits(),
         batching: BatchingConfig = BatchingConfig(),
+        adaptive: AdaptiveConfig = AdaptiveConfig(),
         preload_default_endpoint: bool = False,
     ) -> None:
         self._store = store
@@ -142,6 +151,13 @@ class InferenceCore:
         self._deploy_tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._events = EventHub()
+        self._allocator = AdaptiveAllocator(
+            self._adaptive_targets,
+            interval_s=adaptive.interval_s,
+            scale_to_zero_s=adaptive.scale_to_zero_s,
+            scale_up_cooldown_s=adaptive.scale_up_cooldown_s,
+        )
+        self._allocator_task: asyncio.Task[None] | None = None
         self._readiness_listeners: list[Callable[[bool], None]] = []
         self._draining = False
         self._last_ready = False
@@ -157,9 +173,12 @@ class InferenceCore:
             self._start_deployment(endpoint)
         if self._preload_default:
             self._start_deployment(default_endpoint())
+        self._allocator_task = asyncio.create_task(self._allocator.run(), name="adaptive-allocations")
         log.info("core started with %d endpoints", len(self._endpoints))
 
     async def close(self) -> None:
+        if self._allocator_task is not None:
+            self._allocator_task.cancel()
         self._draining = True
         self._notify_readiness()
         await asyncio.gather(
@@ -541,6 +560,17 @@ class InferenceCore:
         self._notify_readiness()
 
     # --- helpers ---------------------------------------------------------------------------------------------
+
+    def _adaptive_targets(self) -> list[AdaptiveTarget]:
+        targets = []
+        for dep_id, deployment in self._deployments.items():
+            endpoint = self._endpoints.get(dep_id) or (
+                default_endpoint() if dep_id == DEFAULT_ENDPOINT_ID else None
+            )
+            adaptive = endpoint.service_settings.adaptive_allocations if endpoint is not None else None
+            if adaptive is not None and adaptive.enabled:
+                targets.append((deployment, adaptive))
+        return targets
 
     def _lock(self, inference_id: str) -> asyncio.Lock:
         return self._locks.setdefault(inference_id, asyncio.Lock())

@@ -1,0 +1,121 @@
+"""Adaptive allocations: ES's scaler decisions on simulated load, and scale to/from zero on a real core."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, KalmanFilter1D
+from elser_server.core.deployment import Deployment, State
+from elser_server.core.events import AllocationCause, Phase
+from elser_server.core.models import ModelManager
+from elser_server.core.service import AdaptiveConfig, InferenceCore
+from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.types import AdaptiveAllocations
+
+
+def test_kalman_filter_converges_and_follows_jumps() -> None:
+    f = KalmanFilter1D(100.0, auto_detect_dynamics_change=True)
+    for _ in range(50):
+        f.add(10.0, 1.0)
+    assert f.value == pytest.approx(10.0) and f.lower < 10.0 < f.upper
+    f.add(1000.0, 1.0)  # a jump far outside the estimate is a change of dynamics: follow it at once
+    assert f.value is not None and f.value > 900.0
+
+
+class _Load:
+    """A deployment whose counters advance as if `rate` requests/s of `seconds` each were served."""
+
+    def __init__(self, allocations: int) -> None:
+        self.dep = Deployment("d", "m", num_threads=1, target_allocations=allocations, queue_capacity=10,
+                              token_budget=64, max_batch_size=4, processors=64)
+        self.dep.state = State.STARTED
+
+    def advance(self, rate: float, seconds: float, dt: float) -> None:
+        served = int(rate * dt)
+        self.dep.stats.inference_count += served
+        self.dep.stats.inference_time_s += served * seconds
+
+
+async def test_load_scales_up_to_max_and_idle_scales_down_to_min() -> None:
+    load = _Load(1)
+    settings = AdaptiveAllocations(True, 1, 4)
+    scaled: list[int] = []
+
+    async def record(n: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
+        scaled.append(n)
+        load.dep.target_allocations = n
+
+    load.dep.scale_to = record  # type: ignore[method-assign]  # observe decisions without starting sessions
+    allocator = AdaptiveAllocator(lambda: [(load.dep, settings)], interval_s=10, scale_up_cooldown_s=30)
+    now = 0.0
+    for _ in range(12):  # 40 req/s × 0.1 s = 4 allocations' worth of work: capped at max 4
+        load.advance(40, 0.1, 10)
+        now += 10
+        await allocator.tick(now)
+    assert load.dep.target_allocations == 4 and scaled == sorted(scaled)
+    for _ in range(4):  # idle, but inside the cool-down after the last scale-up: no scale-down yet
+        now += 10
+        await allocator.tick(now)
+        if now - 120 < 30:
+            assert load.dep.target_allocations == 4
+    for _ in range(30):
+        now += 10
+        await allocator.tick(now)
+    assert load.dep.target_allocations == 1  # min 1: never below
+
+
+def test_idle_with_min_zero_goes_to_zero_only_after_the_idle_period() -> None:
+    load = _Load(2)
+    scaler = AdaptiveScaler()
+    settings = AdaptiveAllocations(True, 0, 8)
+    scaler.observe(load.dep, 0.0)
+    scaler.observe(load.dep, 10.0)
+    assert scaler.decide(2, settings, 10.0, scale_to_zero_s=60.0) == 1
+    scaler.last_request_at = 0.0
+    assert scaler.decide(1, settings, 61.0, scale_to_zero_s=60.0) == 0
+
+
+@pytest.fixture
+async def adaptive_core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    core = InferenceCore(
+        SqliteEndpointStore(tmp_path / "db.sqlite3"),
+        ModelManager(str(tiny_repository), tmp_path / "models"),
+        adaptive=AdaptiveConfig(interval_s=0.05, scale_to_zero_s=0.3, scale_up_cooldown_s=0.0),
+    )
+    await core.start()
+    yield core
+    await core.close()
+
+
+async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_core: InferenceCore) -> None:
+    body = {
+        "service": "elasticsearch",
+        "service_settings": {
+            "model_id": ".elser_model_2",
+            "num_threads": 1,
+            "adaptive_allocations": {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2},
+        },
+    }
+    await adaptive_core.put_endpoint("auto", "sparse_embedding", body)
+    events = adaptive_core.watch_deployment("auto")
+    first = await anext(events)
+    assert first.phase in (Phase.STARTED, Phase.FULLY_ALLOCATED)
+    deadline = time.monotonic() + 10
+    while adaptive_core._deployments["auto"].allocation_count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert adaptive_core._deployments["auto"].allocation_count == 0
+    results = await adaptive_core.infer("auto", None, ["wake up"])
+    assert len(results) == 1 and len(results[0].token_ids) > 0
+    causes = []
+    async with asyncio.timeout(5):
+        async for event in events:
+            causes.append(event.cause)
+            if event.cause is AllocationCause.SCALE_FROM_ZERO and event.current_allocations == 1:
+                break
+    assert AllocationCause.SCALE_TO_ZERO in causes
+    (listed,) = adaptive_core.get_endpoints("auto")
+    assert listed.service_settings.adaptive_allocations is not None
