@@ -1,0 +1,208 @@
+"""JSON bodies → plain values. PUT/_update bodies become the dict the core validates; the inference body is
+read like ES's ObjectParser for InferenceAction.Request (field types, unknown fields, positions)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from elser_server.transport.rest.errors import RestError, rest_error
+
+# ES names the inference request parser after its transport action; the name appears in parse errors.
+INFERENCE_PARSER = "cluster:internal/xpack/inference"
+
+_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"Non-standard token '{name}'")  # Jackson refuses NaN/Infinity by default
+
+
+def _decode(raw: bytes) -> tuple[str, object]:
+    """Raises ValueError (with a position when there is one) for anything but one well-formed JSON value."""
+    text = raw.decode("utf-8")
+    try:
+        return text, _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("JSON nesting is too deep") from None
+
+
+def _position(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"[{exc.lineno}:{exc.colno}] "
+    return ""
+
+
+def parse_map(raw: bytes) -> dict[str, object]:
+    """XContentHelper.convertToMap: any syntax error or non-object is ES's parse_exception."""
+    try:
+        _, value = _decode(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _map_failure(f"{_position(exc)}{exc}") from None
+    if not isinstance(value, dict):
+        raise _map_failure(f"Expected START_OBJECT but was: {_token(value)}")
+    return value
+
+
+def _map_failure(detail: str) -> RestError:
+    return rest_error(
+        "Failed to parse content to map", "parse_exception", caused_by=("json_parse_exception", detail)
+    )
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    input: list[str] | None = None
+    input_type: str | None = None
+    query: str | None = None
+    return_documents: bool | None = None
+    top_n: int | None = None
+    task_settings: dict[str, object] = field(default_factory=dict)
+    timeout: str | None = None
+
+
+# InputType values ES accepts on the REST layer (lower-case); the internal ones are allowed for any task.
+INPUT_TYPES = frozenset(
+    {"ingest", "search", "classification", "clustering", "internal_ingest", "internal_search", "unspecified"}
+)
+
+
+def parse_inference_request(raw: bytes) -> InferenceRequest:
+    try:
+        text, value = _decode(raw)
+    except ValueError as exc:
+        raise rest_error(f"{_position(exc) or '[1:1] '}{exc}", "x_content_parse_exception") from None
+    if not isinstance(value, dict):
+        raise _parse_error(text, None, f"Expected START_OBJECT but was: {_token(value)}")
+    fields: dict[str, object] = {}
+    for name, item in value.items():
+        if name == "input":
+            fields[name] = _input(text, item)
+        elif name in ("input_type", "query", "timeout"):
+            fields[name] = _string_field(text, name, item)
+        elif name == "return_documents":
+            fields[name] = _bool_field(text, name, item)
+        elif name == "top_n":
+            fields[name] = _int_field(text, name, item)
+        elif name == "task_settings":
+            if not isinstance(item, dict):
+                raise _unsupported(text, name, item)
+            fields[name] = item
+        else:
+            raise _parse_error(text, name, f"unknown field [{name}]")
+    input_type = fields.get("input_type")
+    if isinstance(input_type, str) and input_type.lower() not in INPUT_TYPES:
+        raise _parse_error(
+            text,
+            "input_type",
+            "failed to parse field [input_type]",
+            ("illegal_argument_exception", f"Unrecognized input_type [{input_type}]"),
+        )
+    return InferenceRequest(**fields)  # type: ignore[arg-type]
+
+
+def _input(text: str, item: object) -> list[str]:
+    if isinstance(item, str):
+        return [item]
+    if not isinstance(item, list):
+        raise _unsupported(text, "input", item)
+    inputs = []
+    for element in item:
+        # XContentParser.text() reads numbers and booleans as their literal text; anything else fails.
+        if isinstance(element, str):
+            inputs.append(element)
+        elif isinstance(element, bool | int | float):
+            inputs.append(json.dumps(element))
+        else:
+            raise _parse_error(text, "input", "failed to parse field [input]")
+    return inputs
+
+
+def _string_field(text: str, name: str, item: object) -> str:
+    if not isinstance(item, str):
+        raise _unsupported(text, name, item)
+    return item
+
+
+def _bool_field(text: str, name: str, item: object) -> bool:
+    if isinstance(item, bool):
+        return item
+    if item in ("true", "false"):
+        return item == "true"
+    if isinstance(item, str):
+        raise _parse_error(text, name, f"failed to parse field [{name}]")
+    raise _unsupported(text, name, item)
+
+
+def _int_field(text: str, name: str, item: object) -> int:
+    if isinstance(item, int) and not isinstance(item, bool):
+        return item
+    if isinstance(item, float) and item.is_integer():
+        return int(item)
+    if isinstance(item, str) and item.strip().lstrip("+-").isdigit():
+        return int(item)
+    if isinstance(item, float | str):
+        raise _parse_error(text, name, f"failed to parse field [{name}]")
+    raise _unsupported(text, name, item)
+
+
+def _token(value: object) -> str:
+    """The Jackson token a JSON value starts with, as ES names it in messages."""
+    if isinstance(value, dict):
+        return "START_OBJECT"
+    if isinstance(value, list):
+        return "START_ARRAY"
+    if isinstance(value, str):
+        return "VALUE_STRING"
+    if isinstance(value, bool):
+        return "VALUE_BOOLEAN"
+    if value is None:
+        return "VALUE_NULL"
+    return "VALUE_NUMBER"
+
+
+def _unsupported(text: str, name: str, item: object) -> RestError:
+    return _parse_error(text, name, f"{name} doesn't support values of type: {_token(item)}")
+
+
+def _parse_error(
+    text: str, name: str | None, message: str, caused_by: tuple[str, str] | None = None
+) -> RestError:
+    line, column = _location(text, name)
+    return rest_error(
+        f"[{line}:{column}] [{INFERENCE_PARSER}] {message}", "x_content_parse_exception", caused_by=caused_by
+    )
+
+
+def _location(text: str, name: str | None) -> tuple[int, int]:
+    """Line and column (1-based) of the top-level key `name` (the token ES reports), else of the body's first
+    token. Only computed on failure, so valid requests are parsed once."""
+    offset = _first_token(text, 0)
+    if name is not None and offset < len(text) and text[offset] == "{":
+        for key, key_offset in _top_level_keys(text, offset):
+            if key == name:
+                offset = key_offset
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _first_token(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\r\n":
+        index += 1
+    return index
+
+
+def _top_level_keys(text: str, brace: int) -> list[tuple[str, int]]:
+    """Keys of an already validated top-level object with their offsets (a duplicate keeps its last offset,
+    matching the value json kept)."""
+    keys = []
+    index = _first_token(text, brace + 1)
+    while text[index] != "}":
+        key, after = _DECODER.raw_decode(text, index)
+        keys.append((key, index))
+        colon = _first_token(text, after)
+        _, index = _DECODER.raw_decode(text, _first_token(text, colon + 1))
+        index = _first_token(text, index)
+        if text[index] == ",":
+            index = _first_token(text, index + 1)
+    return keys

@@ -1,0 +1,63 @@
+"""The one place where failures become ES JSON: domain `ElserError`s (ES type/reason/status from the core),
+the shim's own request errors, aiohttp's HTTP exceptions and unexpected exceptions."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from aiohttp import web
+from elser_server.core.errors import Code, ElserError, internal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestError(ElserError):
+    """A failure found by the shim itself (HTTP framing, query string, JSON syntax). `caused_by` is the
+    wrapped exception ES prints under `error.caused_by` as (type, reason)."""
+
+    caused_by: tuple[str, str] | None = None
+
+
+def rest_error(
+    reason: str,
+    es_type: str = "illegal_argument_exception",
+    status: int = 400,
+    *,
+    caused_by: tuple[str, str] | None = None,
+) -> RestError:
+    return RestError(Code.INVALID_ARGUMENT, reason, es_type, status, "BAD_REST_REQUEST", caused_by=caused_by)
+
+
+def body_too_large(limit: int) -> RestError:
+    # ES answers 413 with an empty body; an enveloped body tells the client the limit as well.
+    return rest_error(f"Request body is too large: the limit is [{limit}] bytes", "status_exception", 413)
+
+
+def from_exception(exc: BaseException) -> ElserError:
+    """Whatever escaped a handler, as an ES error; internals are logged, never sent."""
+    if isinstance(exc, ElserError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        return rest_error(exc.reason, "status_exception", exc.status)
+    log.exception("unexpected error in the REST shim", exc_info=exc)
+    return internal("An internal error occurred while handling the request")
+
+
+def error_body(error: ElserError) -> dict[str, object]:
+    """`{"error":{"root_cause":[{type,reason}],type,reason[,caused_by]},"status":N}` — root_cause holds the
+    outer exception because the wrapped causes are never ES exceptions themselves."""
+    cause = {"type": error.es_type, "reason": error.reason}
+    detail: dict[str, object] = {"root_cause": [dict(cause)], **cause}
+    if isinstance(error, RestError) and error.caused_by is not None:
+        detail["caused_by"] = {"type": error.caused_by[0], "reason": error.caused_by[1]}
+    return {"error": detail, "status": error.http_status}
+
+
+def error_headers(error: ElserError) -> dict[str, str]:
+    """ES sends no Retry-After; we add it for overload/unavailable so generic HTTP clients back off too."""
+    if error.retry_after_s is not None and error.http_status in (429, 503):
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))}
+    return {}
