@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, KalmanFilter1D
 from elser_server.core.deployment import Deployment, State
 from elser_server.core.events import AllocationCause, Phase

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elser_server.core.errors import Code, ElserError
-from elser_server.model.package import ModelPackage, PackageError
-from elser_server.model.repository import install
+from elser_server.model.package import ModelFileNotFound, ModelPackage, PackageError
+from elser_server.model.repository import Progress, install
 from elser_server.runtime.session import SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
@@ -28,7 +28,7 @@ class LoadedModel:
         return SpladeSession(self.package, num_threads=num_threads, shared=self.weights)
 
 
-def model_not_found(model_id: str, detail: str) -> ElserError:
+def model_not_found(model_id: str) -> ElserError:
     return ElserError(
         Code.NOT_FOUND,
         f"Could not deploy model [{model_id}] as the model cannot be found.",
@@ -44,21 +44,40 @@ class ModelManager:
         self.cache_dir = cache_dir
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._progress: dict[str, list[Progress]] = {}
 
-    async def get(self, model_id: str) -> LoadedModel:
-        """Install (if absent) and load `model_id`; concurrent callers share one install."""
-        lock = self._locks.setdefault(model_id, asyncio.Lock())
-        async with lock:
-            if model_id not in self._loaded:
-                self._loaded[model_id] = await asyncio.to_thread(self._install_and_load, model_id)
+    async def get(self, model_id: str, on_progress: Progress | None = None) -> LoadedModel:
+        """Install (if absent) and load `model_id`; concurrent callers share one download, and each of them
+        hears its progress (bytes done, bytes total)."""
+        if model_id in self._loaded:
             return self._loaded[model_id]
-
-    def _install_and_load(self, model_id: str) -> LoadedModel:
+        listeners = self._progress.setdefault(model_id, [])
+        if on_progress is not None:
+            listeners.append(on_progress)
         try:
-            package_dir = install(self.repository, model_id, self.cache_dir)
+            async with self._locks.setdefault(model_id, asyncio.Lock()):
+                if model_id not in self._loaded:
+                    loop = asyncio.get_running_loop()
+
+                    def report(done: int, total: int) -> None:
+                        loop.call_soon_threadsafe(self._report, model_id, done, total)
+
+                    self._loaded[model_id] = await asyncio.to_thread(self._install_and_load, model_id, report)
+                return self._loaded[model_id]
+        finally:
+            if on_progress is not None:
+                listeners.remove(on_progress)
+
+    def _report(self, model_id: str, done: int, total: int) -> None:
+        for listener in self._progress.get(model_id, ()):
+            listener(done, total)
+
+    def _install_and_load(self, model_id: str, progress: Progress) -> LoadedModel:
+        try:
+            package_dir = install(self.repository, model_id, self.cache_dir, progress)
             package = ModelPackage.load(package_dir, verify=True)
-        except FileNotFoundError as exc:
-            raise model_not_found(model_id, str(exc)) from exc
+        except ModelFileNotFound as exc:
+            raise model_not_found(model_id) from exc
         except PackageError as exc:
             raise ElserError(
                 Code.FAILED_PRECONDITION,

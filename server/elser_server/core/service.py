@@ -351,20 +351,18 @@ class InferenceCore:
     # --- deployments: watch and stats -------------------------------------------------------------------------
 
     def watch_deployment(self, inference_id: str) -> AsyncIterator[DeploymentEvent]:
-        """The deployment's current snapshot, then every change; ends after the endpoint is deleted."""
-        endpoint = self._get(inference_id)
+        """The deployment's current snapshot, then every change; ends after the endpoint is deleted.
+
+        A deployment being created by a PUT can be watched before the endpoint is stored (ES: the deployment
+        id is the inference id and exists first)."""
         deployment = self._deployments.get(inference_id)
-        initial = (
-            deployment.snapshot()
-            if deployment is not None
-            else DeploymentEvent(
-                inference_id,
-                endpoint.service_settings.model_id,
-                Phase.STOPPED,
-                reason="not deployed yet: deploys on first use",
-            )
+        if deployment is not None:
+            return self._events.watch(inference_id, deployment.snapshot())
+        endpoint = self._get(inference_id)
+        idle = DeploymentEvent(
+            inference_id, endpoint.service_settings.model_id, Phase.STOPPED, reason="not deployed: deploys on first use"
         )
-        return self._events.watch(inference_id, initial)
+        return self._events.watch(inference_id, idle)
 
     def deployment_stats(self, inference_id: str) -> DeploymentReport:
         endpoint = self._get(inference_id)
@@ -490,7 +488,7 @@ class InferenceCore:
 
     async def _run_deployment(self, deployment: Deployment) -> None:
         try:
-            model = await self._models.get(deployment.model_id)
+            model = await self._models.get(deployment.model_id, on_progress=deployment.download_progress)
         except ElserError as exc:
             deployment.fail(exc)
             self._notify_readiness()

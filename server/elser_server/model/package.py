@@ -24,6 +24,10 @@ class PackageError(Exception):
     """A model package or repository entry is missing, corrupt or malformed."""
 
 
+class ModelFileNotFound(PackageError):
+    """The repository has no such file (HTTP 404 or a missing local file)."""
+
+
 def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0

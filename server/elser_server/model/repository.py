@@ -10,13 +10,16 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from elser_server.model.http_source import HttpSource
 from elser_server.model.package import (
     METADATA_FILE,
+    ModelFileNotFound,
     ModelPackage,
     PackageError,
     parse_metadata,
@@ -50,9 +53,24 @@ class LocalSource:
         try:
             f = path.open("rb")
         except FileNotFoundError:
-            raise PackageError(f"{path}: not found in the model repository") from None
+            raise ModelFileNotFound(f"{path}: not found in the model repository") from None
         with f:
             yield f
+
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total) of the whole package
+
+
+def open_repository(location: FileSource | str | Path) -> FileSource:
+    """A repository location: a directory, a `file://` URL or an `http(s)://` URL (ES's schemes)."""
+    if not isinstance(location, str | Path):
+        return location
+    text = str(location)
+    if text.startswith(("http://", "https://")):
+        return HttpSource(text)
+    if text.startswith("file://"):
+        return LocalSource(urllib.parse.urlsplit(text).path)
+    return LocalSource(text)
 
 
 def _checked_id(model_id: str) -> str:
@@ -91,18 +109,20 @@ def publish(package_dir: str | Path, repo_dir: str | Path, model_id: str) -> Pat
 
 
 def read_metadata(source: FileSource | str | Path, model_id: str) -> dict[str, Any]:
-    src = source if not isinstance(source, str | Path) else LocalSource(source)
+    src = open_repository(source)
     with src.open(f"{repo_name(model_id)}.{METADATA_FILE}") as f:
         return parse_metadata(f.read(), f"{src.describe()}: {model_id}")
 
 
-def install(repo: FileSource | str | Path, model_id: str, cache_dir: str | Path) -> Path:
+def install(
+    repo: FileSource | str | Path, model_id: str, cache_dir: str | Path, progress: Progress | None = None
+) -> Path:
     """Install `model_id` from a repository into `cache_dir/<name>` and return that package directory.
 
     Files are copied into a temp directory inside cache_dir with their sha256 checked on the way, then renamed into
     place, so a crash or a corrupt download never leaves a half-installed package. An installed package whose
     metadata matches the repository's is reused."""
-    source = repo if not isinstance(repo, str | Path) else LocalSource(repo)
+    source = open_repository(repo)
     name = repo_name(model_id)
     metadata = read_metadata(source, model_id)
     files = metadata["files"]
@@ -119,10 +139,21 @@ def install(repo: FileSource | str | Path, model_id: str, cache_dir: str | Path)
                 return target
         except PackageError:
             pass  # damaged or outdated: reinstall below
+    for stale in cache.glob(f".{name}.*"):  # left by an install that was killed: never used, only removed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
+    total = sum(int(entry["size"]) for entry in files.values())
+    done = 0
+
+    def advanced(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
     try:
         for file, entry in files.items():
-            _fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"])
+            _fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced)
         write_json(tmp / METADATA_FILE, dict(metadata))
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}.old."))
@@ -136,7 +167,9 @@ def install(repo: FileSource | str | Path, model_id: str, cache_dir: str | Path)
     return target
 
 
-def _fetch_verified(source: FileSource, name: str, dst: Path, sha256: str, size: int) -> None:
+def _fetch_verified(
+    source: FileSource, name: str, dst: Path, sha256: str, size: int, advanced: Callable[[int], None]
+) -> None:
     digest = hashlib.sha256()
     written = 0
     with source.open(name) as src, dst.open("wb") as out:
@@ -144,6 +177,7 @@ def _fetch_verified(source: FileSource, name: str, dst: Path, sha256: str, size:
             digest.update(chunk)
             written += len(chunk)
             out.write(chunk)
+            advanced(len(chunk))
     if written != size or digest.hexdigest() != sha256:
         raise PackageError(
             f"{source.describe()}: {name} is corrupt (expected sha256 {sha256} and {size} bytes, "

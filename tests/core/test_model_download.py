@@ -1,0 +1,203 @@
+"""Model download over real HTTP: progress in WatchDeployment, checksum failures, single download, PUT timeout,
+and a download killed mid-way never leaves a model that gets used."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from elser_server.core.errors import Code, ElserError
+from elser_server.core.events import Phase
+from elser_server.core.models import ModelManager
+from elser_server.core.service import InferenceCore
+from elser_server.core.store import SqliteEndpointStore
+from elser_server.model.package import ModelPackage
+from elser_server.model.repository import install
+
+BODY = {"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}}
+
+
+@dataclass
+class RepoServer:
+    root: Path
+    url: str = ""
+    delay_s: float = 0.0  # per 8 KiB piece of a model file
+    hits: Counter[str] = field(default_factory=Counter)
+
+
+@pytest.fixture
+async def repo_server(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[RepoServer]:
+    root = tmp_path / "served"
+    shutil.copytree(tiny_repository, root)
+    server = RepoServer(root)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        server.hits[name] += 1
+        path = root / name
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        data = path.read_bytes()
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        for i in range(0, len(data), 1 << 13):
+            await response.write(data[i : i + (1 << 13)])
+            if name.endswith(".onnx") and server.delay_s:
+                await asyncio.sleep(server.delay_s)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}/"
+    yield server
+    await runner.cleanup()
+
+
+def make_core(repository: str, data: Path) -> InferenceCore:
+    return InferenceCore(SqliteEndpointStore(data / "db.sqlite3"), ModelManager(repository, data / "models"))
+
+
+async def watch_until_registered(core: InferenceCore, inference_id: str) -> AsyncIterator[object]:
+    for _ in range(500):
+        try:
+            return core.watch_deployment(inference_id)
+        except ElserError:
+            await asyncio.sleep(0.01)
+    raise AssertionError("deployment never appeared")
+
+
+async def test_download_progress_is_watchable(repo_server: RepoServer, tmp_path: Path) -> None:
+    repo_server.delay_s = 0.002
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    try:
+        put = asyncio.create_task(core.put_endpoint("dl", "sparse_embedding", BODY))
+        events = await watch_until_registered(core, "dl")
+        seen = []
+        async with asyncio.timeout(60):
+            async for event in events:  # type: ignore[attr-defined]
+                seen.append(event)
+                if event.phase is Phase.FULLY_ALLOCATED:
+                    break
+        await put
+        downloading = [e for e in seen if e.phase is Phase.DOWNLOADING]
+        assert downloading, [e.phase for e in seen]
+        assert downloading[-1].bytes_total > 0
+        assert all(0 < e.bytes_done <= e.bytes_total for e in downloading)
+        assert [e.bytes_done for e in downloading] == sorted(e.bytes_done for e in downloading)
+    finally:
+        await core.close()
+
+
+async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(repo_server: RepoServer, tmp_path: Path) -> None:
+    onnx = repo_server.root / "elser_model_2.model.onnx"
+    good = onnx.read_bytes()
+    onnx.write_bytes(good[:-10] + b"0123456789")
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    try:
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("c", "sparse_embedding", BODY)
+        assert "corrupt" in exc.value.reason and "sha256" in exc.value.reason
+        assert not (tmp_path / "models" / "elser_model_2").exists()  # nothing installed
+        assert "c" not in [e.inference_id for e in core.get_endpoints()]
+        onnx.write_bytes(good)
+        put = await core.put_endpoint("c", "sparse_embedding", BODY)
+        assert put.endpoint.inference_id == "c"
+        assert len(await core.infer("c", None, ["fixed"])) == 1
+    finally:
+        await core.close()
+
+
+async def test_missing_model_is_not_found(repo_server: RepoServer, tmp_path: Path) -> None:
+    (repo_server.root / "elser_model_2.metadata.json").unlink()
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    try:
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("m", "sparse_embedding", BODY)
+        assert exc.value.code is Code.NOT_FOUND
+        assert exc.value.reason == "Could not deploy model [.elser_model_2] as the model cannot be found."
+    finally:
+        await core.close()
+
+
+async def test_concurrent_puts_download_once(repo_server: RepoServer, tmp_path: Path) -> None:
+    repo_server.delay_s = 0.001
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    try:
+        results = await asyncio.gather(
+            core.put_endpoint("one", "sparse_embedding", BODY), core.put_endpoint("two", "sparse_embedding", BODY)
+        )
+        assert [r.endpoint.inference_id for r in results] == ["one", "two"]
+        assert repo_server.hits["elser_model_2.model.onnx"] == 1
+    finally:
+        await core.close()
+
+
+async def test_put_timeout_on_slow_repository_is_408_and_deployment_starts_later(
+    repo_server: RepoServer, tmp_path: Path
+) -> None:
+    repo_server.delay_s = 0.1  # the tiny model's file takes a few seconds to arrive
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    try:
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("slow", "sparse_embedding", BODY, timeout_s=1.0)
+        assert exc.value.http_status == 408
+        assert exc.value.reason == (
+            "Timed out after [1s] waiting for model deployment to start. "
+            "Use the trained model stats API to track the state of the deployment."
+        )
+        events = core.watch_deployment("slow")
+        async with asyncio.timeout(60):
+            async for event in events:
+                if event.phase is Phase.FULLY_ALLOCATED:
+                    break
+        put = await core.put_endpoint("slow", "sparse_embedding", BODY, timeout_s=1.0)
+        assert put.endpoint.inference_id == "slow"
+    finally:
+        await core.close()
+
+
+async def test_killed_download_leaves_nothing_that_is_used(repo_server: RepoServer, tmp_path: Path) -> None:
+    repo_server.delay_s = 0.1
+    cache = tmp_path / "cache"
+    script = (
+        "import sys; from elser_server.model.repository import install; "
+        "install(sys.argv[1], '.elser_model_2', sys.argv[2])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, repo_server.url, str(cache)])
+    try:
+        deadline = time.monotonic() + 30
+        while repo_server.hits["elser_model_2.model.onnx"] == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # well inside the model file
+        assert proc.poll() is None, "the download finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(proc.wait)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (cache / "elser_model_2").exists()  # only a temp dir, never the package itself
+    repo_server.delay_s = 0.0
+    installed = await asyncio.to_thread(install, repo_server.url, ".elser_model_2", cache)
+    ModelPackage.load(installed, verify=True)
+    assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the stale temp dir was removed
