@@ -42,7 +42,7 @@ def java_float(value: np.float32) -> str:
     if not math.isfinite(magnitude):
         return "null"
     if magnitude == 0.0 or 1e-3 <= magnitude < 1e7:
-        return str(value)  # numpy prints the shortest round-trip digits positionally in this range
+        return np.format_float_positional(value, unique=True, trim="0")
     mantissa, exponent = np.format_float_scientific(value, unique=True, trim="-").split("e")
     if "." not in mantissa:
         mantissa += ".0"
@@ -50,8 +50,9 @@ def java_float(value: np.float32) -> str:
 
 
 def _weights_text(weights: npt.NDArray[np.float32]) -> list[str]:
-    if weights.size and weights.min() >= 1e-3 and weights.max() < 1e7:
-        return list(map(str, weights))  # the common case: every weight prints positionally
+    if weights.size and weights.min() >= 1e-3 and weights.max() < 1e6:
+        # The common case, and faster: below 1e6 numpy's str() is the same shortest positional text.
+        return list(map(str, weights))
     return [java_float(w) for w in weights]
 
 
