@@ -15,12 +15,6 @@ from elser_server.transport.rest import RestTransport
 
 MAX_BODY_BYTES = 256 * 1024
 
-ELSER_BODY = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}
-ES_BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
-
 
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[InferenceCore]:

@@ -175,7 +175,11 @@ def test_java_float_round_trips_float32(value: float) -> None:
     assert ("E" in text) == (value != 0 and not 1e-3 <= abs(value) < 1e7)
 
 
-@given(st.lists(st.floats(min_value=0.0010000000474974513, max_value=1e6, width=32, exclude_max=True), min_size=1))
+@given(
+    st.lists(
+        st.floats(min_value=0.0010000000474974513, max_value=1e6, width=32, exclude_max=True), min_size=1
+    )
+)
 def test_weight_fast_path_matches_java_float(values: list[float]) -> None:
     weights = np.array(values, dtype=np.float32)
     assert _weights_text(weights) == [java_float(w) for w in weights]
