@@ -3,38 +3,16 @@ and the real default model when `elser-model fetch-default models/repository` ha
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_REPOSITORY = REPO_ROOT / "models" / "repository"
-TINY_MODEL_IDS = (".elser_model_2", ".elser_model_2_linux-x86_64")
-
-TINY_CONFIG = BertConfig(
-    vocab_size=0,  # set from the generated vocabulary
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=512,
-    type_vocab_size=2,
-    layer_norm_eps=1e-12,
-)
-
-
-def make_tiny_checkpoint(out: Path, seed: int = 0, **variant: bool) -> Path:
-    tokenizer = wordpiece_tokenizer(tiny_vocab())
-    config = dataclasses.replace(TINY_CONFIG, vocab_size=tokenizer.get_vocab_size())
-    return write_random_checkpoint(out, config, tokenizer, seed, **variant)
+from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DEFAULT_REPOSITORY
 from elser_server.model import cli
 from elser_server.model.package import ModelPackage
+from support import DEFAULT_REPOSITORY
 
 
 def _run(

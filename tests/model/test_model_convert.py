@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_tiny_checkpoint
 from elser_server.model.checkpoint import CheckpointError, load_checkpoint
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 from safetensors.numpy import load_file
+from support import make_tiny_checkpoint
 
 TEXTS = [
     "the dog and the cat",
