@@ -31,6 +31,7 @@ def build_core(settings: Settings) -> InferenceCore:
             queue_capacity=settings.queue_capacity,
             token_budget=settings.token_budget,
             max_batch_size=settings.max_batch_size,
+            processors=settings.effective_processors,
             stop_grace_s=settings.shutdown_grace_s,
         ),
         adaptive=AdaptiveConfig(

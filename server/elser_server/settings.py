@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def detect_processors() -> int:
+    """CPUs available to this process: a cgroup v2 CPU quota (containers) wins over the affinity mask, which
+    wins over the machine's count (in a container, os.cpu_count() is the node's)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.floor(int(quota) / int(period))))
 
 
 class Settings(BaseSettings):
@@ -42,6 +57,13 @@ class Settings(BaseSettings):
         description="Deploy the default endpoint (.elser-2-elasticsearch) at start-up instead of on first use.",
     )
 
+    processors: int = Field(
+        0,
+        ge=0,
+        description="Processors deployments may use for allocations × threads (0: the container's CPU quota, "
+        "else the CPUs this process may run on).",
+    )
+
     # admission and batching
     max_inputs_per_request: int = Field(1024, ge=1, description="Texts accepted in one inference request.")
     max_input_bytes: int = Field(1 << 20, ge=1, description="UTF-8 bytes accepted per input text.")
@@ -71,6 +93,10 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight calls get to finish on stop.")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def effective_processors(self) -> int:
+        return self.processors or detect_processors()
 
     @property
     def database_path(self) -> Path:
