@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from elser_server.core.errors import ElserError, deadline_exceeded, internal, queue_full, unavailable
 from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
+from elser_server.core.observer import CoreObserver
 from elser_server.core.types import Priority
 from elser_server.runtime.batching import plan_batches
 from elser_server.runtime.session import RunHandle, SpladeSession
@@ -145,6 +146,7 @@ class Deployment:
         max_batch_size: int,
         processors: int | None = None,
         publish: Callable[[DeploymentEvent], None] | None = None,
+        observer: CoreObserver | None = None,
     ) -> None:
         self.deployment_id = deployment_id
         self.model_id = model_id
@@ -172,6 +174,7 @@ class Deployment:
         self._started = asyncio.Event()
         self._scaling = asyncio.Lock()
         self._publish = publish
+        self.observer = observer
         self._download: tuple[int, int] | None = None
         self._cause = AllocationCause.DEPLOYMENT_START
         self._from_zero: asyncio.Task[None] | None = None
@@ -482,6 +485,7 @@ class _Worker:
 
             for f in watchers:
                 f.add_done_callback(abort_if_abandoned)
+            dequeued = time.monotonic()
             started = time.perf_counter()
             try:
                 rows = await aio_loop.run_in_executor(self.executor, _run_batch, self.session, batch, control)
@@ -499,7 +503,17 @@ class _Worker:
             finally:
                 for f in watchers:
                     f.remove_done_callback(abort_if_abandoned)
-            dep.stats.record_batch(len(batch), time.perf_counter() - started, time.monotonic())
+            elapsed = time.perf_counter() - started
+            dep.stats.record_batch(len(batch), elapsed, time.monotonic())
+            if dep.observer is not None:
+                lengths = [it.length for it in batch]
+                dep.observer.batch_done(
+                    dep.deployment_id,
+                    [dequeued - it.enqueued for it in batch],
+                    sum(lengths),
+                    max(lengths) * len(lengths),
+                    elapsed,
+                )
             for it, row in zip(batch, rows, strict=True):
                 if not it.future.done():
                     it.future.set_result(row)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elser_server.core.errors import Code, ElserError
+from elser_server.core.observer import CoreObserver
 from elser_server.model.package import ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
 from elser_server.runtime.session import SharedWeights, SpladeSession
@@ -39,8 +40,9 @@ def model_not_found(model_id: str) -> ElserError:
 
 
 class ModelManager:
-    def __init__(self, repository: str, cache_dir: Path) -> None:
+    def __init__(self, repository: str, cache_dir: Path, observer: CoreObserver | None = None) -> None:
         self.repository = repository
+        self._observer = observer
         self.cache_dir = cache_dir
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -62,13 +64,22 @@ class ModelManager:
                     def report(done: int, total: int) -> None:
                         loop.call_soon_threadsafe(self._report, model_id, done, total)
 
-                    self._loaded[model_id] = await asyncio.to_thread(self._install_and_load, model_id, report)
+                    try:
+                        self._loaded[model_id] = await asyncio.to_thread(
+                            self._install_and_load, model_id, report
+                        )
+                    except Exception:
+                        if self._observer is not None:
+                            self._observer.download_failed(model_id)
+                        raise
                 return self._loaded[model_id]
         finally:
             if on_progress is not None:
                 listeners.remove(on_progress)
 
     def _report(self, model_id: str, done: int, total: int) -> None:
+        if self._observer is not None:
+            self._observer.download_progress(model_id, done, total)
         for listener in self._progress.get(model_id, ()):
             listener(done, total)
 

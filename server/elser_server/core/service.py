@@ -39,6 +39,7 @@ from elser_server.core.errors import (
 )
 from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
 from elser_server.core.models import ModelManager
+from elser_server.core.observer import CoreObserver
 from elser_server.core.store import EndpointStore
 from elser_server.core.types import Endpoint, InferOptions, Priority, SparseEmbedding, TaskType
 from elser_server.runtime.tokenizer import Encoding
@@ -140,8 +141,10 @@ class InferenceCore:
         batching: BatchingConfig = BatchingConfig(),
         adaptive: AdaptiveConfig = AdaptiveConfig(),
         preload_default_endpoint: bool = False,
+        observer: CoreObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer
         self._models = models
         self._limits = limits
         self._batching = batching
@@ -360,7 +363,10 @@ class InferenceCore:
             return self._events.watch(inference_id, deployment.snapshot())
         endpoint = self._get(inference_id)
         idle = DeploymentEvent(
-            inference_id, endpoint.service_settings.model_id, Phase.STOPPED, reason="not deployed: deploys on first use"
+            inference_id,
+            endpoint.service_settings.model_id,
+            Phase.STOPPED,
+            reason="not deployed: deploys on first use",
         )
         return self._events.watch(inference_id, idle)
 
@@ -479,6 +485,7 @@ class InferenceCore:
             max_batch_size=self._batching.max_batch_size,
             processors=self._batching.processors,
             publish=self._events.publish,
+            observer=self._observer,
         )
         self._deployments[endpoint.inference_id] = deployment
         self._deploy_tasks[endpoint.inference_id] = asyncio.create_task(
