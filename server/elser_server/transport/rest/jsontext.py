@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -56,11 +57,21 @@ def _weights_text(weights: npt.NDArray[np.float32]) -> list[str]:
     return [java_float(w) for w in weights]
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _token_key(token: str) -> str:
-    """`"token":` with ES's `.` → `__` rewrite (dots would read as object paths in an index mapping). The
-    vocabulary is small and fixed, so caching makes this a dict lookup on the hot path."""
-    return _string(token.replace(".", "__")) + ":"
+# `"token":` texts with ES's `.` → `__` rewrite (dots would read as object paths in an index mapping). Tokens come
+# from the model vocabulary, so the cache stays small; the bound only guards against unexpected vocabularies.
+_KEYS: dict[str, str] = {}
+_MAX_KEYS = 1 << 17
+
+
+def _token_keys(tokens: tuple[str, ...]) -> Iterator[str]:
+    missing = set(tokens).difference(_KEYS)
+    if missing:
+        if len(_KEYS) + len(missing) > _MAX_KEYS:
+            _KEYS.clear()
+            missing = set(tokens)
+        for token in missing:
+            _KEYS[token] = _string(token.replace(".", "__")) + ":"
+    return map(_KEYS.__getitem__, tokens)  # C-level lookups: this runs once per weight
 
 
 def _tokens(embedding: SparseEmbedding) -> tuple[str, ...]:
@@ -81,10 +92,7 @@ def sparse_embedding_text(results: Sequence[SparseEmbedding]) -> str:
             if row.is_truncated
             else '{"is_truncated":false,"embedding":{'
         )
-        key = _token_key
-        parts.append(
-            ",".join([key(t) + w for t, w in zip(_tokens(row), _weights_text(row.weights), strict=True)])
-        )
+        parts.append(",".join(map(operator.add, _token_keys(_tokens(row)), _weights_text(row.weights))))
         parts.append("}}")
     parts.append("]}")
     return "".join(parts)
