@@ -363,9 +363,10 @@ class Deployment:
             self.stats.timeout_count += 1
             raise deadline_exceeded("Timed out waiting for inference result") from None
         finally:
-            for it in items:
-                if not it.future.done():
-                    it.future.cancel()
+            abandoned = [it for it in items if not it.future.done()]
+            for it in abandoned:
+                it.future.cancel()
+            self.stats.dropped_count += len(abandoned)
 
     async def _scale_from_zero(self) -> None:
         try:
@@ -440,8 +441,7 @@ class Deployment:
             self._dequeued(1)
 
     def _alive(self, item: _Item, now: float) -> bool:
-        if item.future.done():
-            self.stats.dropped_count += 1
+        if item.future.done():  # its caller went away (counted as dropped when it left)
             return False
         if now >= item.deadline:
             self.stats.timeout_count += 1
@@ -491,8 +491,7 @@ class _Worker:
                 rows = await aio_loop.run_in_executor(self.executor, _run_batch, self.session, batch, control)
             except Exception as exc:
                 if control.cancelled:
-                    dep.stats.dropped_count += len(batch)
-                    continue
+                    continue  # every caller of this batch had gone; they were counted as dropped
                 dep.stats.error_count += len(batch)
                 log.exception("inference failed on %s", dep.deployment_id)
                 err = internal(f"inference failed: {exc}", "INFERENCE_FAILED")

@@ -197,10 +197,18 @@ async def test_deadline_expiring_while_queued(channel: grpc.aio.Channel, core: I
 
     busy = [asyncio.create_task(occupy()) for _ in range(8)]
     await asyncio.sleep(0.02)
+    # In the bulk lane behind 512 long texts: it cannot be reached before its deadline.
+    late = is_pb2.InferRequest(
+        inference_id="my-elser",
+        input=["queued"],
+        options=types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_BULK),
+    )
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await stub.Infer(is_pb2.InferRequest(inference_id="my-elser", input=["queued"]), timeout=0.02)
+        await stub.Infer(late, timeout=0.02)
     assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert all(len(r.embeddings) == 64 for r in await asyncio.gather(*busy))  # the server is unharmed
+    stats = core.deployment_stats("my-elser").stats
+    assert stats.inference_count == 8 * 64 + 1  # the busy texts and PUT's validation call: never the late one
 
 
 async def test_infer_stream_keeps_order_and_survives_a_bad_item(channel: grpc.aio.Channel) -> None:
