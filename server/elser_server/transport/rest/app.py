@@ -127,7 +127,7 @@ class _Shim:
         if request.method == "OPTIONS":
             allowed = routes.allowed_methods(segments)
             if not allowed:
-                routes.resolve("OPTIONS", segments, request.raw_path)
+                raise routes.no_handler(request.raw_path, "OPTIONS")
             return web.Response(headers={"Allow": ",".join(allowed)})
         route = routes.resolve(request.method, segments, request.raw_path)
         raw = await self._read_body(request) if request.body_exists else b""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from elser_server.transport.rest.errors import rest_error
+from elser_server.transport.rest.errors import RestError, rest_error
 
 _METHOD_ORDER = ("GET", "POST", "PUT", "DELETE", "HEAD")  # ES prints allowed methods in enum order
 
@@ -62,7 +62,7 @@ def resolve(method: str, segments: Sequence[str], uri: str) -> Route:
     method = "GET" if method == "HEAD" else method  # HEAD is GET without a body
     routes = _candidates(segments)
     if not routes:
-        raise rest_error(f"no handler found for uri [{uri}] and method [{method}]", "status_exception", 400)
+        raise no_handler(uri, method)
     if method in routes:
         return routes[method]
     allowed = [m for m in _METHOD_ORDER if m in routes]
@@ -71,6 +71,10 @@ def resolve(method: str, segments: Sequence[str], uri: str) -> Route:
         "status_exception",
         405,
     )
+
+
+def no_handler(uri: str, method: str) -> RestError:
+    return rest_error(f"no handler found for uri [{uri}] and method [{method}]", "status_exception", 400)
 
 
 def allowed_methods(segments: Sequence[str]) -> list[str]:
