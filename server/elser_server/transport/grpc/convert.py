@@ -24,6 +24,9 @@ def task_type_arg(task_type: int) -> str | None:
     """The core's raw task-type argument: None when unspecified, else ES's lower-case name."""
     if task_type == types_pb2.TASK_TYPE_UNSPECIFIED:
         return None
+    if task_type not in types_pb2.TaskType.values():
+        # proto3 keeps unknown enum numbers: the core rejects the number as ES rejects an unknown name.
+        return str(task_type)
     return str(types_pb2.TaskType.Name(task_type)).removeprefix(_TASK_TYPE_PREFIX).lower()
 
 
@@ -60,7 +63,9 @@ def _service_settings_body(msg: types_pb2.ServiceSettings) -> dict[str, Any]:
 def chunking_body(msg: types_pb2.ChunkingSettings) -> dict[str, Any]:
     """ES `chunking_settings` with only the fields the caller set (an empty map means "the defaults")."""
     out: dict[str, Any] = {}
-    if msg.strategy != types_pb2.CHUNKING_STRATEGY_UNSPECIFIED:
+    if msg.strategy not in types_pb2.ChunkingStrategy.values():
+        out["strategy"] = str(msg.strategy)  # an unknown number: the core's unknown-strategy error
+    elif msg.strategy != types_pb2.CHUNKING_STRATEGY_UNSPECIFIED:
         out["strategy"] = types_pb2.ChunkingStrategy.Name(msg.strategy).removeprefix(_STRATEGY_PREFIX).lower()
     for name in ("max_chunk_size", "overlap", "sentence_overlap"):
         if msg.HasField(name):

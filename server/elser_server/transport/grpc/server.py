@@ -13,6 +13,7 @@ from elser.v1 import (
     inference_service_pb2_grpc,
 )
 from elser_server.core.service import InferenceCore
+from elser_server.transport.grpc.decode import DecodeErrorsInterceptor
 from elser_server.transport.grpc.servicers import DEFAULT_STREAM_WINDOW, EndpointServicer, InferenceServicer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -87,6 +88,7 @@ class GrpcTransport:
                 # Linux's default (1) lets a second server silently share the port.
                 ("grpc.so_reuseport", 0),
             ],
+            interceptors=[DecodeErrorsInterceptor()],
             # No maximum_concurrent_rpcs: it rejects health checks under load; admission is the core's job.
         )
         endpoint_service_pb2_grpc.add_EndpointServiceServicer_to_server(EndpointServicer(core), self._server)
