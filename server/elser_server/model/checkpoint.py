@@ -231,7 +231,9 @@ def write_random_checkpoint(
         tensors["cls.predictions.decoder.weight"] = normal(v, h)
     # Logits of std ≈ 1.2 against a bias of −2 leave a few percent of the vocabulary above zero after max-pooling
     # over a typical document, like a trained SPLADE (LayerNorm outputs have unit variance, so scale by 1/√h).
-    decoder = "cls.predictions.decoder.weight" if not tied_decoder else prefix + "embeddings.word_embeddings.weight"
+    decoder = (
+        "cls.predictions.decoder.weight" if not tied_decoder else prefix + "embeddings.word_embeddings.weight"
+    )
     tensors[decoder] = (rng.standard_normal((v, h)) * (1.2 / np.sqrt(h))).astype(np.float32)
 
     root = Path(out)

@@ -52,7 +52,7 @@ class Engine:
         ]
         if warm_up:
             for s in self.sessions:
-                s.warm_up(token_budget)
+                s.warm_up(token_budget, max_batch_size)
         # Each worker takes a session for one batch and returns it: with as many workers as sessions, no wait.
         self._idle: queue.SimpleQueue[SpladeSession] = queue.SimpleQueue()
         for s in self.sessions:

