@@ -62,11 +62,11 @@ def _tolerant(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
             async for raw in raw_requests:
                 yield _parse(parse, raw)
 
-        def stream_stream(
+        async def stream_stream(
             raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            result: AsyncIterator[Any] = bidi(requests(raw_requests), context)
-            return result
+            async for response in bidi(requests(raw_requests), context):
+                yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, response_serializer=serialize)
     return handler  # no client-streaming unary RPCs in elser.v1
