@@ -334,6 +334,7 @@ def test_inference_body() -> None:
         ),
         (b'["x"]', "[1:1] [cluster:internal/xpack/inference] Expected START_OBJECT but was: START_ARRAY"),
         (b'{"input": ', "[1:11] Expecting value: line 1 column 11 (char 10)"),
+        (b'{"input": "a", "input": "b"}', "[1:1] Duplicate field 'input'"),
     ],
 )
 def test_inference_body_errors(raw: bytes, message: str) -> None:
@@ -342,7 +343,7 @@ def test_inference_body_errors(raw: bytes, message: str) -> None:
     assert (exc.value.es_type, reason(exc)) == ("x_content_parse_exception", message)
 
 
-@pytest.mark.parametrize("raw", [b"[1]", b"{", b"NaN", b"\xff", b"[" * 100_000])
+@pytest.mark.parametrize("raw", [b"[1]", b"{", b"NaN", b"\xff", b"[" * 100_000, b'{"a": {"b": 1, "b": 2}}'])
 def test_map_body_errors(raw: bytes) -> None:
     with pytest.raises(ElserError) as exc:
         body.parse_map(raw)

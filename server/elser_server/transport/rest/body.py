@@ -11,11 +11,22 @@ from elser_server.transport.rest.errors import RestError, rest_error
 # ES names the inference request parser after its transport action; the name appears in parse errors.
 INFERENCE_PARSER = "cluster:internal/xpack/inference"
 
-_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
-
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"Non-standard token '{name}'")  # Jackson refuses NaN/Infinity by default
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """ES parses with Jackson's strict duplicate detection: a repeated key is a syntax error."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"Duplicate field '{key}'")
+        out[key] = value
+    return out
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def _decode(raw: bytes) -> tuple[str, object]:
@@ -193,8 +204,7 @@ def _first_token(text: str, index: int) -> int:
 
 
 def _top_level_keys(text: str, brace: int) -> list[tuple[str, int]]:
-    """Keys of an already validated top-level object with their offsets (a duplicate keeps its last offset,
-    matching the value json kept)."""
+    """Keys of an already validated (so duplicate-free) top-level object with their offsets."""
     keys = []
     index = _first_token(text, brace + 1)
     while text[index] != "}":
