@@ -29,8 +29,16 @@ class _Load:
     """A deployment whose counters advance as if `rate` requests/s of `seconds` each were served."""
 
     def __init__(self, allocations: int) -> None:
-        self.dep = Deployment("d", "m", num_threads=1, target_allocations=allocations, queue_capacity=10,
-                              token_budget=64, max_batch_size=4, processors=64)
+        self.dep = Deployment(
+            "d",
+            "m",
+            num_threads=1,
+            target_allocations=allocations,
+            queue_capacity=10,
+            token_budget=64,
+            max_batch_size=4,
+            processors=64,
+        )
         self.dep.state = State.STARTED
 
     def advance(self, rate: float, seconds: float, dt: float) -> None:
@@ -96,7 +104,11 @@ async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_cor
         "service_settings": {
             "model_id": ".elser_model_2",
             "num_threads": 1,
-            "adaptive_allocations": {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2},
+            "adaptive_allocations": {
+                "enabled": True,
+                "min_number_of_allocations": 0,
+                "max_number_of_allocations": 2,
+            },
         },
     }
     await adaptive_core.put_endpoint("auto", "sparse_embedding", body)

@@ -25,7 +25,10 @@ from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
 
-BODY = {"service": "elasticsearch", "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1}}
+BODY = {
+    "service": "elasticsearch",
+    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+}
 
 
 @dataclass
@@ -105,7 +108,9 @@ async def test_download_progress_is_watchable(repo_server: RepoServer, tmp_path:
         await core.close()
 
 
-async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(repo_server: RepoServer, tmp_path: Path) -> None:
+async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(
+    repo_server: RepoServer, tmp_path: Path
+) -> None:
     onnx = repo_server.root / "elser_model_2.model.onnx"
     good = onnx.read_bytes()
     onnx.write_bytes(good[:-10] + b"0123456789")
@@ -144,7 +149,8 @@ async def test_concurrent_puts_download_once(repo_server: RepoServer, tmp_path: 
     await core.start()
     try:
         results = await asyncio.gather(
-            core.put_endpoint("one", "sparse_embedding", BODY), core.put_endpoint("two", "sparse_embedding", BODY)
+            core.put_endpoint("one", "sparse_embedding", BODY),
+            core.put_endpoint("two", "sparse_embedding", BODY),
         )
         assert [r.endpoint.inference_id for r in results] == ["one", "two"]
         assert repo_server.hits["elser_model_2.model.onnx"] == 1
