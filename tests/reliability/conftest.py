@@ -1,0 +1,27 @@
+"""Fixtures of the load and fault suite: server processes on the tiny model, killed at the end of each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reliability.harness import ServerProcess
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tiny_repository: Path, tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start `elser-server` on the tiny repository and `tmp_path/data` (env overrides as keyword args)."""
+    started: list[ServerProcess] = []
+
+    def start(repo: str | Path = tiny_repository, **env: str) -> ServerProcess:
+        server = ServerProcess(repo, tmp_path / "data", tmp_path / f"server-{len(started)}.log", **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()

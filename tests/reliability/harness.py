@@ -1,0 +1,147 @@
+"""Real `elser-server` processes and a throttled model repository for the load and fault tests."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from elser.v1 import endpoint_service_pb2, endpoint_service_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+INFERENCE_SERVICE = "elser.v1.InferenceService"
+PUT_BODY = {
+    "service": "elasticsearch",
+    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`python -m elser_server` on free loopback ports; output goes to a file (a full pipe would block it)."""
+
+    def __init__(self, repo: str | Path, data: Path, log: Path, **env: str) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.log = log
+        self.env = {
+            **os.environ,
+            "ELSER_HOST": "127.0.0.1",
+            "ELSER_GRPC_PORT": str(self.grpc_port),
+            "ELSER_HTTP_PORT": str(self.http_port),
+            "ELSER_DATA_DIR": str(data),
+            "ELSER_MODEL_REPOSITORY": str(repo),
+            "ELSER_PRELOAD_DEFAULT_ENDPOINT": "false",
+            "ELSER_METRICS_PORT": str(free_port()),
+            "ELSER_DRAIN_S": "0.2",
+            **env,
+        }
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "elser_server"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.target = f"127.0.0.1:{self.grpc_port}"
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.wait_health("")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def health(self, service: str) -> int:
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status)
+
+    def wait_health(self, service: str, status: int = SERVING, timeout_s: float = 60) -> None:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if self.health(service) == status:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"health of {service!r} never became {status}:\n{self.output()}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def rss_kib(self) -> int:
+        """Resident set size of the server process (VmRSS in /proc/<pid>/status)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def stats(self, inference_id: str) -> Any:
+        with grpc.insecure_channel(self.target) as channel:
+            stub = endpoint_service_pb2_grpc.EndpointServiceStub(channel)
+            request = endpoint_service_pb2.GetDeploymentStatsRequest(inference_id=inference_id)
+            return stub.GetDeploymentStats(request, timeout=5).stats
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+class SlowRepository:
+    """Serves a model repository directory over loopback HTTP, sleeping between 8 KiB pieces of ONNX files
+    (`delay_s`), so a download is slow enough to be interrupted."""
+
+    def __init__(self, root: Path, delay_s: float = 0.0) -> None:
+        self.root = root
+        self.delay_s = delay_s
+        self.onnx_bytes_sent = 0
+        repo = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = repo.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(0, len(data), 1 << 13):
+                        self.wfile.write(data[i : i + (1 << 13)])
+                        if path.suffix == ".onnx":
+                            repo.onnx_bytes_sent += len(data[i : i + (1 << 13)])
+                            time.sleep(repo.delay_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the downloading server was killed
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
