@@ -39,6 +39,7 @@ class Server:
             "ELSER_MODEL_REPOSITORY": str(repo),
             "ELSER_PRELOAD_DEFAULT_ENDPOINT": "false",
             "ELSER_DRAIN_S": "0.5",
+            "ELSER_METRICS_PORT": "0",  # the default 9464 may be taken by another server on this machine
             **env,
         }
         self.proc = subprocess.Popen(

@@ -7,20 +7,25 @@ import logging
 import signal
 
 from elser_server.core.models import ModelManager
+from elser_server.core.observer import CoreObserver
 from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
+from elser_server.observability.metrics import Metrics, MetricsServer
+from elser_server.security import ApiKeys, load_api_keys, server_ssl_context
 from elser_server.settings import Settings
+from elser_server.transport.grpc.interceptors import server_interceptors
 from elser_server.transport.grpc.server import GrpcTransport
+from elser_server.transport.rest import middlewares
 from elser_server.transport.rest.server import RestTransport
 
 log = logging.getLogger(__name__)
 
 
-def build_core(settings: Settings) -> InferenceCore:
+def build_core(settings: Settings, observer: CoreObserver | None = None) -> InferenceCore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return InferenceCore(
         SqliteEndpointStore(settings.database_path),
-        ModelManager(settings.model_repository, settings.model_cache_dir),
+        ModelManager(settings.model_repository, settings.model_cache_dir, observer),
         limits=Limits(
             max_inputs_per_request=settings.max_inputs_per_request,
             max_input_bytes=settings.max_input_bytes,
@@ -40,6 +45,7 @@ def build_core(settings: Settings) -> InferenceCore:
             scale_up_cooldown_s=settings.scale_up_cooldown_s,
         ),
         preload_default_endpoint=settings.preload_default_endpoint,
+        observer=observer,
     )
 
 
@@ -48,7 +54,12 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.core = build_core(settings)
+        self.metrics = Metrics() if settings.metrics_enabled else None
+        self.core = build_core(settings, self.metrics)
+        if self.metrics is not None:
+            self.metrics.watch_core(self.core)
+        keys = load_api_keys(settings.api_keys_file, settings.api_keys)
+        api_keys = ApiKeys(keys) if keys else None
         self.grpc = GrpcTransport(
             self.core,
             host=settings.host,
@@ -59,31 +70,60 @@ class Service:
             require_client_cert=settings.tls_require_client_cert,
             max_message_bytes=settings.max_request_bytes,
             reflection=settings.reflection,
+            max_concurrent_streams=settings.grpc_max_concurrent_streams,
+            interceptors=server_interceptors(
+                self.metrics, api_keys, protect_health_and_reflection=settings.auth_health_and_reflection
+            ),
+            log_bodies=settings.log_bodies,
         )
-        self.rest = (
-            RestTransport(
-                self.core,
-                host=settings.host,
-                port=settings.http_port,
-                max_body_bytes=settings.max_request_bytes,
-            )
-            if settings.http_enabled
+        self.rest = self._rest(settings, api_keys) if settings.http_enabled else None
+        self.metrics_server = (
+            MetricsServer(self.metrics, settings.host, settings.metrics_port)
+            if self.metrics is not None
             else None
         )
         self.grpc_port = 0
         self.http_port = 0
+        self.metrics_port = 0
+
+    def _rest(self, settings: Settings, api_keys: ApiKeys | None) -> RestTransport:
+        """The REST shim with the gRPC listener's TLS files, and the same keys."""
+        ssl_context = None
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            ssl_context = server_ssl_context(
+                settings.tls_cert_file,
+                settings.tls_key_file,
+                settings.tls_client_ca_file,
+                settings.tls_require_client_cert,
+            )
+        inner = [
+            *([middlewares.authentication(api_keys, self.metrics)] if api_keys is not None else []),
+            *([middlewares.log_bodies] if settings.log_bodies else []),
+        ]
+        return RestTransport(
+            self.core,
+            host=settings.host,
+            port=settings.http_port,
+            max_body_bytes=settings.max_request_bytes,
+            ssl_context=ssl_context,
+            outer_middlewares=[middlewares.telemetry(self.metrics)],
+            inner_middlewares=inner,
+        )
 
     async def start(self) -> None:
         await self.core.start()
         self.grpc_port = await self.grpc.start()
         if self.rest is not None:
             self.http_port = await self.rest.start()
+        if self.metrics_server is not None:
+            self.metrics_port = await self.metrics_server.start()
         log.info(
-            "serving gRPC on %s:%d, HTTP on %s:%d",
+            "serving gRPC on %s:%d, HTTP on %s:%d, metrics on port %d",
             self.settings.host,
             self.grpc_port,
             self.settings.host,
             self.http_port,
+            self.metrics_port,
         )
 
     async def stop(self) -> None:
@@ -96,6 +136,8 @@ class Service:
             *([self.rest.stop()] if self.rest is not None else []),
         )
         await self.core.close()
+        if self.metrics_server is not None:  # last: scrapes still see the drain
+            await self.metrics_server.stop()
 
 
 async def serve(settings: Settings) -> None:

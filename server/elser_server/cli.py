@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from pydantic_settings import CliApp
 
 from elser_server.app import serve
+from elser_server.observability.logs import configure_logging
 from elser_server.settings import Settings
 
 
 def main() -> None:
     settings = CliApp.run(Settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,11 +41,27 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free port).")
     http_port: int = Field(9200, ge=0, le=65535, description="HTTP port of the ES-compatible REST shim.")
     http_enabled: bool = Field(True, description="Serve the ES-compatible REST shim.")
-    tls_cert_file: Path | None = Field(None, description="PEM server certificate chain; enables TLS.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate chain; enables TLS on the gRPC and HTTP listeners."
+    )
     tls_key_file: Path | None = Field(None, description="PEM private key of the server certificate.")
     tls_client_ca_file: Path | None = Field(None, description="PEM CA bundle for client certificates (mTLS).")
     tls_require_client_cert: bool = Field(False, description="Reject clients without a valid certificate.")
     reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl, buf curl).")
+    grpc_max_concurrent_streams: int = Field(
+        100, ge=0, description="gRPC calls one connection may have open at once (HTTP/2); 0 = unlimited."
+    )
+
+    # authentication (off unless keys are configured)
+    api_keys_file: Path | None = Field(
+        None, description="File of accepted API keys, one per line (`#` comment lines); enables API-key auth."
+    )
+    api_keys: str | None = Field(
+        None, description="Accepted API keys, comma separated (prefer the file: flags show in `ps`)."
+    )
+    auth_health_and_reflection: bool = Field(
+        False, description="Require an API key for gRPC health checks and reflection too."
+    )
 
     # storage and models
     data_dir: Path = Field(Path("data"), description="Endpoint database and installed models live here.")
@@ -93,6 +110,18 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight calls get to finish on stop.")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as JSON objects (both carry the request id)."
+    )
+    log_bodies: bool = Field(
+        False, description="Log request bodies, input texts included, at DEBUG level (debugging only)."
+    )
+
+    # metrics
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on their own port.")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the Prometheus `/metrics` listener (0 picks a free port)."
+    )
 
     @property
     def effective_processors(self) -> int:

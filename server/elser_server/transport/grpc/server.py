@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from elser.v1 import (
@@ -14,6 +15,7 @@ from elser.v1 import (
 )
 from elser_server.core.service import InferenceCore
 from elser_server.transport.grpc.decode import DecodeErrorsInterceptor
+from elser_server.transport.grpc.interceptors import BodyLogInterceptor
 from elser_server.transport.grpc.servicers import DEFAULT_STREAM_WINDOW, EndpointServicer, InferenceServicer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -61,6 +63,9 @@ class GrpcTransport:
         max_connection_age_grace_s: float = 30.0,
         reflection: bool = True,
         stream_window: int = DEFAULT_STREAM_WINDOW,
+        max_concurrent_streams: int | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        log_bodies: bool = False,
     ) -> None:
         if (tls_cert_file is None) != (tls_key_file is None):
             raise ValueError("TLS needs both a certificate and a key file")
@@ -87,8 +92,19 @@ class GrpcTransport:
                 ("grpc.max_connection_age_grace_ms", _ms(max_connection_age_grace_s)),
                 # Linux's default (1) lets a second server silently share the port.
                 ("grpc.so_reuseport", 0),
+                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once.
+                *(
+                    (("grpc.max_concurrent_streams", max_concurrent_streams),)
+                    if max_concurrent_streams
+                    else ()
+                ),
             ],
-            interceptors=[DecodeErrorsInterceptor()],
+            # `interceptors` (telemetry, auth) see every call as it arrives; body logging needs parsed messages.
+            interceptors=[
+                *interceptors,
+                DecodeErrorsInterceptor(),
+                *([BodyLogInterceptor()] if log_bodies else []),
+            ],
             # No maximum_concurrent_rpcs: it rejects health checks under load; admission is the core's job.
         )
         endpoint_service_pb2_grpc.add_EndpointServiceServicer_to_server(EndpointServicer(core), self._server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 from elser_server.core.endpoint_config import parse_task_type
@@ -22,6 +22,7 @@ from elser_server.transport.rest.errors import (
 )
 from elser_server.transport.rest.filter_path import FilterPath
 from elser_server.transport.rest.jsontext import dumps, encode, sparse_embedding_text, sparse_embedding_tree
+from elser_server.transport.rest.middlewares import Middleware
 from elser_server.transport.rest.routes import Action, Route
 from multidict import CIMultiDict
 
@@ -40,10 +41,16 @@ def build_app(
     max_body_bytes: int,
     node_name: str | None = None,
     cluster_name: str = "elser-inference",
+    outer_middlewares: Sequence[Middleware] = (),
+    inner_middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
+    """`outer_middlewares` see the final response (errors already mapped); what `inner_middlewares` raise is
+    mapped to ES errors like a handler's failure."""
     shim = _Shim(core, max_body_bytes, node_name or socket.gethostname(), cluster_name)
     # aiohttp's own limit stays above ours so the shim always answers 413 itself.
-    app = web.Application(middlewares=[_errors], client_max_size=max_body_bytes + 1)
+    app = web.Application(
+        middlewares=[*outer_middlewares, _errors, *inner_middlewares], client_max_size=max_body_bytes + 1
+    )
     app.router.add_route("*", "/{path:.*}", shim.dispatch)
     app.on_response_prepare.append(_product_header)
     return app

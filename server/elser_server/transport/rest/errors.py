@@ -57,7 +57,10 @@ def error_body(error: ElserError) -> dict[str, object]:
 
 
 def error_headers(error: ElserError) -> dict[str, str]:
-    """ES sends no Retry-After; we add it for overload/unavailable so generic HTTP clients back off too."""
+    """ES sends no Retry-After; we add it for overload/unavailable so generic HTTP clients back off too.
+    Authentication failures name the scheme to use, as ES does."""
+    if error.code is Code.UNAUTHENTICATED:
+        return {"WWW-Authenticate": "ApiKey"}
     if error.retry_after_s is not None and error.http_status in (429, 503):
         return {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))}
     return {}
