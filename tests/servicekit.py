@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,12 @@ PUT_BODY = {
     "service": "elasticsearch",
     "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
 }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def service_settings(repository: Path, data_dir: Path, **overrides: Any) -> Settings:

@@ -1,0 +1,144 @@
+"""Request ids (taken, generated, echoed, in log records of the core) and what the logs may contain."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from elser.v1 import endpoint_service_pb2 as es_pb2
+from elser.v1 import endpoint_service_pb2_grpc as es_grpc
+from elser.v1 import inference_service_pb2 as is_pb2
+from elser.v1 import inference_service_pb2_grpc as is_grpc
+from elser.v1 import types_pb2
+from servicekit import PUT_BODY, free_port, running, service_settings
+
+GENERATED = re.compile(r"[0-9a-f]{32}")
+SECRET_TEXT = "zebra-marmalade-secret"
+
+
+async def test_rest_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
+    async with (
+        running(service_settings(tiny_repository, tmp_path)) as service,
+        aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,
+    ):
+        async with http.get("/", headers={"X-Request-Id": "req-1", "X-Opaque-Id": "opaque-1"}) as response:
+            assert response.headers["X-Request-Id"] == "req-1"
+            assert response.headers["X-Opaque-Id"] == "opaque-1"
+        async with http.get("/_inference/missing", headers={"X-Opaque-Id": "opaque-2"}) as response:
+            assert response.status == 404  # errors carry the id too
+            assert response.headers["X-Request-Id"] == "opaque-2"
+        async with http.get("/") as response:
+            assert GENERATED.fullmatch(response.headers["X-Request-Id"])
+        async with http.get("/", headers={"X-Request-Id": "bad\u00e9id"}) as response:
+            assert GENERATED.fullmatch(response.headers["X-Request-Id"])  # not printable ASCII: replaced
+
+
+async def test_grpc_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
+    async with (
+        running(service_settings(tiny_repository, tmp_path)) as service,
+        grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
+    ):
+        stub = es_grpc.EndpointServiceStub(channel)
+        call = stub.ListEndpoints(es_pb2.ListEndpointsRequest(), metadata=(("x-request-id", "grpc-1"),))
+        await call
+        assert dict(await call.initial_metadata())["x-request-id"] == "grpc-1"
+
+        failing = stub.GetEndpoint(
+            es_pb2.GetEndpointRequest(inference_id="missing"), metadata=(("x-opaque-id", "grpc-2"),)
+        )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await failing
+        echoed = dict(await failing.initial_metadata())
+        assert (echoed["x-request-id"], echoed["x-opaque-id"]) == ("grpc-2", "grpc-2")
+
+        plain = stub.ListEndpoints(es_pb2.ListEndpointsRequest())
+        await plain
+        assert GENERATED.fullmatch(str(dict(await plain.initial_metadata())["x-request-id"]))
+
+
+def _wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        assert proc.poll() is None, "server exited"
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                grpc.channel_ready_future(channel).result(timeout=0.5)
+                return
+        except grpc.FutureTimeoutError:
+            continue
+    raise AssertionError("server never listened")
+
+
+def test_json_logs_carry_request_ids_into_the_core(tiny_repository: Path, tmp_path: Path) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "ELSER_HOST": "127.0.0.1",
+        "ELSER_GRPC_PORT": str(grpc_port),
+        "ELSER_HTTP_PORT": str(http_port),
+        "ELSER_METRICS_PORT": "0",
+        "ELSER_DATA_DIR": str(tmp_path),
+        "ELSER_MODEL_REPOSITORY": str(tiny_repository),
+        "ELSER_PRELOAD_DEFAULT_ENDPOINT": "false",
+        "ELSER_DRAIN_S": "0",
+        "ELSER_LOG_FORMAT": "json",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "elser_server"], env=env, stderr=subprocess.PIPE)
+    try:
+        _wait_for_port(proc, grpc_port)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = es_grpc.EndpointServiceStub(channel)
+            settings = types_pb2.ServiceSettings(model_id=".elser_model_2", num_allocations=1, num_threads=1)
+            request = es_pb2.PutEndpointRequest(
+                inference_id="logged",
+                task_type=types_pb2.TASK_TYPE_SPARSE_EMBEDDING,
+                endpoint=types_pb2.EndpointConfig(service="elasticsearch", service_settings=settings),
+            )
+            stub.PutEndpoint(request, metadata=(("x-request-id", "put-request-7"),), timeout=60)
+            is_grpc.InferenceServiceStub(channel).Infer(
+                is_pb2.InferRequest(inference_id="logged", input=[SECRET_TEXT]), timeout=30
+            )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert records, "no log lines"
+    assert all({"timestamp", "level", "logger", "message"} <= r.keys() for r in records)
+    tagged = [r for r in records if r.get("request_id") == "put-request-7"]
+    access = [r for r in tagged if r["logger"].endswith("interceptors")]
+    assert access and access[0]["status"] == "OK" and access[0]["rpc_method"].endswith("/PutEndpoint")
+    # The deployment the PUT started logs from the core under the PUT's request id.
+    assert any(r["logger"].startswith("elser_server.core") for r in tagged)
+    assert SECRET_TEXT not in err.decode()
+
+
+@pytest.mark.parametrize("log_bodies", [False, True])
+async def test_input_texts_are_logged_only_when_asked(
+    tiny_repository: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, log_bodies: bool
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = service_settings(tiny_repository, tmp_path, log_bodies=log_bodies)
+    async with (
+        running(settings) as service,
+        aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,
+        grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
+    ):
+        async with http.put("/_inference/sparse_embedding/e", json=PUT_BODY) as response:
+            assert response.status == 200
+        async with http.post("/_inference/e", json={"input": f"rest {SECRET_TEXT}"}) as response:
+            assert response.status == 200
+        await is_grpc.InferenceServiceStub(channel).Infer(
+            is_pb2.InferRequest(inference_id="e", input=[f"grpc {SECRET_TEXT}"])
+        )
+    assert (f"rest {SECRET_TEXT}" in caplog.text) is log_bodies
+    assert (f"grpc {SECRET_TEXT}" in caplog.text) is log_bodies
