@@ -122,6 +122,11 @@ def load_checkpoint(src: str | Path) -> Checkpoint:
 
 
 def load_tokenizer(root: Path) -> Tokenizer:
+    """From a checkpoint directory (tokenizer.json or vocab.txt), or from one such file given directly."""
+    if root.is_file():
+        if root.suffix == ".json":
+            return Tokenizer.from_file(str(root))
+        return wordpiece_tokenizer(root.read_text(encoding="utf-8").splitlines())
     if (root / "tokenizer.json").is_file():
         return Tokenizer.from_file(str(root / "tokenizer.json"))
     if (root / "vocab.txt").is_file():

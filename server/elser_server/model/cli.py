@@ -117,8 +117,7 @@ def _random_checkpoint(args: argparse.Namespace) -> int:
     if args.vocab_from == "tiny":
         tokenizer = wordpiece_tokenizer(tiny_vocab())
     else:
-        src = Path(args.vocab_from)
-        tokenizer = load_tokenizer(src if src.is_dir() else src.parent)
+        tokenizer = load_tokenizer(Path(args.vocab_from))
     config = BertConfig(
         vocab_size=tokenizer.get_vocab_size(),
         hidden_size=args.hidden,

@@ -33,12 +33,13 @@ from elser_server.model.package import (
 )
 from elser_server.model.samples import ACCURACY_SAMPLE
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 OPSET = 17
 MAX_SEQUENCE_LENGTH = 512
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "sparse_weights"
 VOCAB_WEIGHT = "vocab_projection.weight"
+VOCAB_SLICE = 8192
 QUANTIZATIONS = ("none", "int8")
 
 
@@ -68,7 +69,7 @@ def _f32(x: float) -> np.ndarray:
     return np.array(x, dtype=np.float32)
 
 
-def build_graph(ckpt: Checkpoint) -> onnx.ModelProto:
+def build_graph(ckpt: Checkpoint, vocab_slice: int = VOCAB_SLICE) -> onnx.ModelProto:
     c = ckpt.config
     w = ckpt.get
     g = _Graph()
@@ -164,9 +165,15 @@ def build_graph(ckpt: Checkpoint) -> onnx.ModelProto:
     )
     row_mask = g.one("Unsqueeze", mask, g.const("axes_2", np.array([2], dtype=np.int64)))
     rows = g.one("Where", row_mask, t, first)
-    decoder = np.ascontiguousarray(w("cls.predictions.decoder.weight").T, dtype=np.float32)
-    logits = g.one("MatMul", rows, g.const(VOCAB_WEIGHT, decoder))
-    pooled = g.one("ReduceMax", logits, axes=[1], keepdims=0)
+    # The projection runs in vocabulary slices, each reduced at once: the [batch·seq, slice] logits stay
+    # cache-sized and a session's peak memory is a fraction of the full [batch·seq, vocab] buffer.
+    decoder = w("cls.predictions.decoder.weight").T
+    pooled_slices = []
+    for start in range(0, c.vocab_size, vocab_slice):
+        part = np.ascontiguousarray(decoder[:, start : start + vocab_slice], dtype=np.float32)
+        logits = g.one("MatMul", rows, g.const(f"{VOCAB_WEIGHT}.{start}", part))
+        pooled_slices.append(g.one("ReduceMax", logits, axes=[1], keepdims=0))
+    pooled = pooled_slices[0] if len(pooled_slices) == 1 else g.one("Concat", *pooled_slices, axis=1)
     z = g.one("Relu", g.one("Add", pooled, g.const("vocab_projection.bias", w("cls.predictions.bias"))))
     # log1p without a Log1p op: log(u) * z / (u - 1) with u = 1 + z is exact to rounding even for tiny z, where
     # plain log(1 + z) would round to 0 and drop a non-zero token (Goldberg/Kahan).
@@ -201,7 +208,11 @@ def quantize_int8(src: Path, dst: Path, scope: str = "vocab") -> None:
     exclude = []
     if scope == "vocab":
         graph = onnx.load(str(src), load_external_data=False).graph
-        exclude = [n.name for n in graph.node if n.op_type == "MatMul" and VOCAB_WEIGHT not in n.input]
+        exclude = [
+            n.name
+            for n in graph.node
+            if n.op_type == "MatMul" and not any(i.startswith(VOCAB_WEIGHT) for i in n.input)
+        ]
     # quantize_dynamic logs advice about static-quantization pre-processing on the root logger; not relevant here.
     logging.disable(logging.WARNING)
     try:

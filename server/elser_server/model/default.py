@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elser_server.model.convert import convert
+from elser_server.model.convert import CONVERTER_VERSION, convert
 from elser_server.model.package import PackageError, sha256_file
 from elser_server.model.repository import publish, read_metadata, repo_name
 
@@ -57,6 +57,8 @@ def _already_published(repo: Path, model_id: str) -> bool:
         metadata = read_metadata(repo, model_id)
     except PackageError:
         return False
+    if metadata.get("converter_version") != CONVERTER_VERSION:
+        return False  # built by an older converter: rebuild
     name = repo_name(model_id)
     return all(
         (repo / f"{name}.{file}").is_file() and (repo / f"{name}.{file}").stat().st_size == entry["size"]
