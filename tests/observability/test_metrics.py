@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import pytest
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -58,6 +59,8 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
             is_pb2.InferRequest(inference_id=ENDPOINT, input=["one", "two words", "three more words"]),
             metadata=(("authorization", "Bearer k"),),
         )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Infer(is_pb2.InferRequest(inference_id=ENDPOINT, input=["no key"]))
         text, samples = await _scrape(service.metrics_port)
 
     route = "/_inference/{task_type}/{inference_id}"
@@ -95,6 +98,7 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
     assert _value(samples, "elser_grpc_requests_total", method=infer, code="OK") == 1
     assert _value(samples, "elser_grpc_request_duration_seconds_count", method=infer, code="OK") == 1
     assert _value(samples, "elser_grpc_request_duration_seconds_sum", method=infer, code="OK") > 0
+    assert _value(samples, "elser_grpc_requests_total", method=infer, code="UNAUTHENTICATED") == 1
 
     # PUT's validation inference (1 text) + 2 REST texts + 3 gRPC texts, all through the one deployment.
     dep = {"deployment": ENDPOINT}
@@ -110,7 +114,7 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
     assert _value(samples, "elser_queue_depth", **dep) == 0
     assert _value(samples, "elser_allocations", **dep) == 1
     assert _value(samples, "elser_allocations_target", **dep) == 1
-    assert _value(samples, "elser_rejections_total", deployment="", reason="auth") == 1
+    assert _value(samples, "elser_rejections_total", deployment="", reason="auth") == 2
     assert _value(samples, "elser_rejections_total", deployment=ENDPOINT, reason="queue_full") == 0
     assert _value(samples, "elser_model_download_bytes_total", model=".elser_model_2") > 0
     assert "# TYPE elser_queue_wait_seconds histogram" in text

@@ -62,7 +62,7 @@ def telemetry(metrics: Metrics | None) -> Middleware:
             for name in (REQUEST_ID_HEADER, OPAQUE_ID_HEADER)
             if (value := headers.get(name)) is not None
         )
-        request_id.set(rid)  # aiohttp serves each request in its own task
+        request_id.set(rid)  # set anew for every request: the rest of its handling logs under it
         started, status = time.perf_counter(), CLIENT_CLOSED
         try:
             response = await handler(request)
