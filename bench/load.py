@@ -1,0 +1,278 @@
+"""Load test of a running elser-server: a mix of interactive queries, bulk ingest and deployment watchers.
+
+    python bench/load.py --target 127.0.0.1:50051 --http-url http://127.0.0.1:9200 \
+        --protocol grpc --concurrency 16 --duration 30 --mix 8:2:1
+
+Interactive: one short text per call (Infer / POST _inference). Bulk: InferStream of `--stream-messages`
+messages of `--bulk-texts` texts each (gRPC), or one POST of `--bulk-texts` texts (REST); its latency is per
+message (gRPC: time since the previous response or the stream start) or per POST. Watchers hold
+WatchDeployment open (gRPC) or poll the `_elser` stats route (REST). Prints throughput, p50/p99 per class and
+error counts by code. Loopback or any target you name; nothing else is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import grpc
+from elser.v1 import (
+    endpoint_service_pb2,
+    endpoint_service_pb2_grpc,
+    inference_service_pb2,
+    inference_service_pb2_grpc,
+    types_pb2,
+)
+from elser_client import AsyncElserClient, NotFound
+from google.rpc import code_pb2
+
+WORDS = [
+    "what",
+    "is",
+    "the",
+    "best",
+    "way",
+    "to",
+    "index",
+    "sparse",
+    "vectors",
+    "for",
+    "semantic",
+    "search",
+    "over",
+    "product",
+    "reviews",
+    "and",
+    "support",
+    "tickets",
+    "when",
+    "latency",
+    "matters",
+    "more",
+    "than",
+    "recall",
+    "at",
+    "the",
+    "tail",
+    "of",
+    "the",
+    "distribution",
+]
+
+
+@dataclass
+class ClassStats:
+    latencies_s: list[float] = field(default_factory=list)
+    texts: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+
+    def ok(self, seconds: float, texts: int) -> None:
+        self.latencies_s.append(seconds)
+        self.texts += texts
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+class Load:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.stop_at = 0.0
+        self.stats = {name: ClassStats() for name in ("interactive", "bulk", "watch")}
+
+    def running(self) -> bool:
+        return time.monotonic() < self.stop_at
+
+    # --- gRPC ---------------------------------------------------------------------------------------------
+
+    async def grpc_interactive(self, channel: grpc.aio.Channel, seed: int) -> None:
+        rng, stats = random.Random(seed), self.stats["interactive"]
+        stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+        while self.running():
+            request = inference_service_pb2.InferRequest(
+                inference_id=self.args.inference_id,
+                input=[sentence(rng, rng.randrange(3, 12))],
+                options=types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_INTERACTIVE),
+            )
+            start = time.perf_counter()
+            try:
+                await stub.Infer(request, timeout=self.args.timeout)
+                stats.ok(time.perf_counter() - start, 1)
+            except grpc.aio.AioRpcError as error:
+                stats.errors[error.code().name] += 1
+
+    async def grpc_bulk(self, channel: grpc.aio.Channel, seed: int) -> None:
+        rng, stats, args = random.Random(seed), self.stats["bulk"], self.args
+        stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+
+        def messages() -> Iterator[inference_service_pb2.InferStreamRequest]:
+            for i in range(args.stream_messages):
+                yield inference_service_pb2.InferStreamRequest(
+                    correlation_id=str(i),
+                    inference_id=args.inference_id,
+                    input=[sentence(rng, rng.randrange(30, 200)) for _ in range(args.bulk_texts)],
+                    options=types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_BULK),
+                )
+
+        while self.running():
+            last = time.perf_counter()
+            try:
+                async for response in stub.InferStream(
+                    messages(), timeout=args.timeout * args.stream_messages
+                ):
+                    now = time.perf_counter()
+                    if response.HasField("error"):
+                        stats.errors[code_pb2.Code.Name(response.error.code)] += 1
+                    else:
+                        stats.ok(now - last, len(response.embeddings))
+                    last = now
+                    if not self.running():
+                        break
+            except grpc.aio.AioRpcError as error:
+                stats.errors[error.code().name] += 1
+
+    async def grpc_watch(self, channel: grpc.aio.Channel) -> None:
+        stub = endpoint_service_pb2_grpc.EndpointServiceStub(channel)
+        request = endpoint_service_pb2.WatchDeploymentRequest(inference_id=self.args.inference_id)
+        call = stub.WatchDeployment(request)
+        try:
+            async with asyncio.timeout(max(0.0, self.stop_at - time.monotonic())):
+                async for _ in call:
+                    self.stats["watch"].events += 1
+        except TimeoutError:
+            call.cancel()
+        except grpc.aio.AioRpcError as error:
+            self.stats["watch"].errors[error.code().name] += 1
+
+    # --- REST ---------------------------------------------------------------------------------------------
+
+    async def rest_infer(self, session: aiohttp.ClientSession, seed: int, cls: str) -> None:
+        rng, stats, args = random.Random(seed), self.stats[cls], self.args
+        url = f"{args.http_url}/_inference/sparse_embedding/{args.inference_id}"
+        while self.running():
+            if cls == "interactive":
+                texts = [sentence(rng, rng.randrange(3, 12))]
+            else:
+                texts = [sentence(rng, rng.randrange(30, 200)) for _ in range(args.bulk_texts)]
+            start = time.perf_counter()
+            try:
+                async with session.post(url, json={"input": texts}) as response:
+                    await response.read()
+                    if response.status == 200:
+                        stats.ok(time.perf_counter() - start, len(texts))
+                    else:
+                        stats.errors[f"HTTP {response.status}"] += 1
+            except (aiohttp.ClientError, TimeoutError) as error:
+                stats.errors[type(error).__name__] += 1
+
+    async def rest_watch(self, session: aiohttp.ClientSession) -> None:
+        url = f"{self.args.http_url}/_elser/deployments/{self.args.inference_id}/_stats"
+        while self.running():
+            async with session.get(url) as response:
+                await response.read()
+                if response.status == 200:
+                    self.stats["watch"].events += 1
+                else:
+                    self.stats["watch"].errors[f"HTTP {response.status}"] += 1
+            await asyncio.sleep(1.0)
+
+    # --- run ----------------------------------------------------------------------------------------------
+
+    def split(self) -> tuple[int, int, int]:
+        weights = [float(w) for w in self.args.mix.split(":")]
+        total = sum(weights)
+        counts = [round(self.args.concurrency * w / total) for w in weights]
+        return counts[0], counts[1], counts[2]
+
+    async def run(self) -> float:
+        args = self.args
+        async with AsyncElserClient(args.target) as client:
+            try:
+                await client.get_endpoint(args.inference_id)
+            except NotFound:
+                await client.put_endpoint(args.inference_id, timeout_s=120)
+        n_interactive, n_bulk, n_watch = self.split()
+        timeout = aiohttp.ClientTimeout(total=args.timeout)
+        async with (
+            grpc.aio.insecure_channel(args.target) as channel,
+            aiohttp.ClientSession(timeout=timeout) as session,
+        ):
+            start = time.monotonic()
+            self.stop_at = start + args.duration
+            if args.protocol == "grpc":
+                workers = [
+                    *(self.grpc_interactive(channel, i) for i in range(n_interactive)),
+                    *(self.grpc_bulk(channel, 1000 + i) for i in range(n_bulk)),
+                    *(self.grpc_watch(channel) for _ in range(n_watch)),
+                ]
+            else:
+                workers = [
+                    *(self.rest_infer(session, i, "interactive") for i in range(n_interactive)),
+                    *(self.rest_infer(session, 1000 + i, "bulk") for i in range(n_bulk)),
+                    *(self.rest_watch(session) for _ in range(n_watch)),
+                ]
+            await asyncio.gather(*workers)
+            return time.monotonic() - start
+
+    def report(self, elapsed: float) -> dict[str, object]:
+        out: dict[str, object] = {"protocol": self.args.protocol, "seconds": round(elapsed, 2)}
+        for name, stats in self.stats.items():
+            lat = sorted(stats.latencies_s)
+            out[name] = {
+                "requests": len(lat),
+                "texts": stats.texts,
+                "requests_per_s": round(len(lat) / elapsed, 1),
+                "texts_per_s": round(stats.texts / elapsed, 1),
+                "p50_ms": round(1000 * statistics.median(lat), 2) if lat else None,
+                "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2) if lat else None,
+                "events": stats.events,
+                "errors": dict(stats.errors),
+            }
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port")
+    parser.add_argument("--http-url", default="http://127.0.0.1:9200", help="REST shim base URL")
+    parser.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
+    parser.add_argument("--concurrency", type=int, default=16, help="workers in all, split by --mix")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--mix", default="8:2:1", help="interactive:bulk:watchers ratio of the workers")
+    parser.add_argument("--inference-id", default="load-test", help="endpoint to use (created if missing)")
+    parser.add_argument("--bulk-texts", type=int, default=16, help="texts per bulk message/request")
+    parser.add_argument("--stream-messages", type=int, default=32, help="messages per InferStream call")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args()
+    load = Load(args)
+    report = load.report(asyncio.run(load.run()))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{args.protocol} for {report['seconds']}s, concurrency {args.concurrency}, mix {args.mix}")
+    print(f"{'class':<12} {'requests':>9} {'req/s':>8} {'texts/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors")
+    for name in ("interactive", "bulk", "watch"):
+        row = report[name]
+        assert isinstance(row, dict)
+        if name == "watch":
+            print(f"{name:<12} {'events: ' + str(row['events']):>37}  {'':>8}  {row['errors'] or '-'}")
+            continue
+        print(
+            f"{name:<12} {row['requests']:>9} {row['requests_per_s']:>8} {row['texts_per_s']:>9} "
+            f"{row['p50_ms']!s:>8} {row['p99_ms']!s:>8}  {row['errors'] or '-'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
