@@ -41,8 +41,8 @@ def service_settings(repository: Path, data_dir: Path, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Service]:
-    service = Service(settings)
+async def running(settings: Settings, **options: Any) -> AsyncIterator[Service]:
+    service = Service(settings, **options)
     await service.start()
     try:
         yield service

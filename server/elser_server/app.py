@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from elser_server.core.models import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.observability.metrics import Metrics, MetricsServer
+from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys, load_api_keys, server_ssl_context
 from elser_server.settings import Settings
 from elser_server.transport.grpc.interceptors import server_interceptors
 from elser_server.transport.grpc.server import GrpcTransport
 from elser_server.transport.rest import middlewares
 from elser_server.transport.rest.server import RestTransport
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,26 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
     )
 
 
+def _spans(settings: Settings, exporter: SpanExporter | None) -> ServerSpans:
+    if not settings.tracing_enabled:
+        return NO_SPANS
+    try:
+        # The `otel` extra: imported only when tracing is asked for.
+        from elser_server.observability.tracing import OtelSpans
+    except ImportError as exc:
+        raise RuntimeError(
+            "tracing_enabled needs the OpenTelemetry packages: pip install 'elser-inference[otel]'"
+        ) from exc
+    return OtelSpans(exporter)
+
+
 class Service:
     """The running service: core + gRPC + REST, with ES-style graceful drain."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, span_exporter: SpanExporter | None = None) -> None:
+        """`span_exporter`: where trace spans go when tracing is on (default: OTLP as OTEL_* configure it)."""
         self.settings = settings
+        self.spans = _spans(settings, span_exporter)
         self.metrics = Metrics() if settings.metrics_enabled else None
         self.core = build_core(settings, self.metrics)
         if self.metrics is not None:
@@ -72,7 +92,10 @@ class Service:
             reflection=settings.reflection,
             max_concurrent_streams=settings.grpc_max_concurrent_streams,
             interceptors=server_interceptors(
-                self.metrics, api_keys, protect_health_and_reflection=settings.auth_health_and_reflection
+                self.metrics,
+                api_keys,
+                protect_health_and_reflection=settings.auth_health_and_reflection,
+                spans=self.spans,
             ),
             log_bodies=settings.log_bodies,
         )
@@ -106,7 +129,7 @@ class Service:
             port=settings.http_port,
             max_body_bytes=settings.max_request_bytes,
             ssl_context=ssl_context,
-            outer_middlewares=[middlewares.telemetry(self.metrics)],
+            outer_middlewares=[middlewares.telemetry(self.metrics, self.spans)],
             inner_middlewares=inner,
         )
 
@@ -138,6 +161,7 @@ class Service:
         await self.core.close()
         if self.metrics_server is not None:  # last: scrapes still see the drain
             await self.metrics_server.stop()
+        self.spans.shutdown()
 
 
 async def serve(settings: Settings) -> None:

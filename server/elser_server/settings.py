@@ -119,6 +119,10 @@ class Settings(BaseSettings):
 
     # metrics
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on their own port.")
+    tracing_enabled: bool = Field(
+        False,
+        description="Export OpenTelemetry traces over OTLP (needs the `otel` extra; OTEL_EXPORTER_OTLP_* configure it).",
+    )
     metrics_port: int = Field(
         9464, ge=0, le=65535, description="Port of the Prometheus `/metrics` listener (0 picks a free port)."
     )

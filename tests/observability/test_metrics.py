@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servicekit import PUT_BODY, running, service_settings
 
 ENDPOINT = "my-elser"
+INFER = "/elser.v1.InferenceService/Infer"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -61,7 +63,16 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
         )
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.Infer(is_pb2.InferRequest(inference_id=ENDPOINT, input=["no key"]))
-        text, samples = await _scrape(service.metrics_port)
+        # An aborted call's status reaches the client before the server-side wrapper records it: wait for it.
+        unauthenticated = (
+            "elser_grpc_requests_total",
+            frozenset({"method": INFER, "code": "UNAUTHENTICATED"}.items()),
+        )
+        for _ in range(200):
+            text, samples = await _scrape(service.metrics_port)
+            if unauthenticated in samples:
+                break
+            await asyncio.sleep(0.05)
 
     route = "/_inference/{task_type}/{inference_id}"
     assert _value(samples, "elser_http_requests_total", method="PUT", route=route, status="200") == 1
@@ -94,7 +105,7 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
         status="200",
     )
     assert duration == 1
-    infer = "/elser.v1.InferenceService/Infer"
+    infer = INFER
     assert _value(samples, "elser_grpc_requests_total", method=infer, code="OK") == 1
     assert _value(samples, "elser_grpc_request_duration_seconds_count", method=infer, code="OK") == 1
     assert _value(samples, "elser_grpc_request_duration_seconds_sum", method=infer, code="OK") > 0

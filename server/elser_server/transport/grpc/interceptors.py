@@ -21,6 +21,7 @@ from elser_server.observability.context import (
     request_id,
 )
 from elser_server.observability.metrics import Metrics
+from elser_server.observability.spans import NO_SPANS, ServerSpans, SpanEnd
 from elser_server.security import ApiKeys
 from elser_server.transport.grpc.errors import abort
 from google.protobuf import text_format
@@ -31,6 +32,10 @@ import grpc
 log = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# OpenTelemetry's semantic conventions: the server's own faults mark a server span as failed, the caller's do not.
+SERVER_FAULTS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -79,10 +84,12 @@ def _code(error: BaseException | None, context: Context) -> str:
 
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Request id (from `x-request-id` / `x-opaque-id` metadata, else new; echoed in the initial metadata),
-    RED metrics per method and status code, one access-log line per call (health checks at DEBUG)."""
+    RED metrics per method and status code, a trace span (not for health checks), one access-log line per call
+    (health checks at DEBUG)."""
 
-    def __init__(self, metrics: Metrics | None) -> None:
+    def __init__(self, metrics: Metrics | None, spans: ServerSpans = NO_SPANS) -> None:
         self._metrics = metrics
+        self._spans = spans
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -94,6 +101,11 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         metadata = _metadata(details)
         rid = choose_request_id(metadata)
         echo = [(REQUEST_ID_HEADER, rid), *((k, v) for k, v in metadata if k == OPAQUE_ID_HEADER)]
+        health = method.startswith(HEALTH_PREFIX)
+        spans = NO_SPANS if health else self._spans
+        service, _, name = method[1:].partition("/")
+        span_attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        carrier = dict(metadata)
         kind, inner = _behaviour(handler)
         finished = self._finished
 
@@ -102,33 +114,36 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
                 request_id.set(rid)
                 started, error = time.perf_counter(), None
-                try:
-                    await context.send_initial_metadata(echo)
-                    async for response in inner(request, context):
-                        yield response
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    finished(method, _code(error, context), time.perf_counter() - started)
+                with spans.server_span(method, carrier, span_attributes) as end_span:
+                    try:
+                        await context.send_initial_metadata(echo)
+                        async for response in inner(request, context):
+                            yield response
+                    except BaseException as exc:
+                        error = exc
+                        raise
+                    finally:
+                        finished(method, _code(error, context), time.perf_counter() - started, end_span)
 
             return _rebuilt(handler, kind, streaming)
 
         async def unary(request: Any, context: Context) -> Any:
             request_id.set(rid)
             started, error = time.perf_counter(), None
-            try:
-                await context.send_initial_metadata(echo)
-                return await inner(request, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                finished(method, _code(error, context), time.perf_counter() - started)
+            with spans.server_span(method, carrier, span_attributes) as end_span:
+                try:
+                    await context.send_initial_metadata(echo)
+                    return await inner(request, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    finished(method, _code(error, context), time.perf_counter() - started, end_span)
 
         return _rebuilt(handler, kind, unary)
 
-    def _finished(self, method: str, code: str, seconds: float) -> None:
+    def _finished(self, method: str, code: str, seconds: float, end_span: SpanEnd) -> None:
+        end_span({"rpc.grpc.status_code": grpc.StatusCode[code].value[0]}, code in SERVER_FAULTS)
         if self._metrics is not None:
             self._metrics.observe_grpc(method, code, seconds)
         level = logging.DEBUG if method.startswith(HEALTH_PREFIX) else logging.INFO
@@ -224,10 +239,11 @@ def server_interceptors(
     api_keys: ApiKeys | None,
     *,
     protect_health_and_reflection: bool = False,
+    spans: ServerSpans = NO_SPANS,
 ) -> Sequence[grpc.aio.ServerInterceptor]:
     """Telemetry first (it sees auth failures too), then authentication. Body logging goes innermost, after
     the transport's own interceptors: see `BodyLogInterceptor`."""
-    chain: list[grpc.aio.ServerInterceptor] = [TelemetryInterceptor(metrics)]
+    chain: list[grpc.aio.ServerInterceptor] = [TelemetryInterceptor(metrics, spans)]
     if api_keys is not None:
         chain.append(
             AuthInterceptor(api_keys, metrics, protect_health_and_reflection=protect_health_and_reflection)

@@ -17,6 +17,7 @@ from elser_server.observability.context import (
     request_id,
 )
 from elser_server.observability.metrics import Metrics
+from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys
 from elser_server.transport.rest import routes
 from elser_server.transport.rest.routes import Action, Route
@@ -53,7 +54,7 @@ def _template(route: Route) -> str:
     return f"/_inference{task}{ident}{_SUFFIX.get(route.action, '')}"
 
 
-def telemetry(metrics: Metrics | None) -> Middleware:
+def telemetry(metrics: Metrics | None, spans: ServerSpans = NO_SPANS) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = request.headers
@@ -63,34 +64,41 @@ def telemetry(metrics: Metrics | None) -> Middleware:
             if (value := headers.get(name)) is not None
         )
         request_id.set(rid)  # set anew for every request: the rest of its handling logs under it
+        route = route_template(request.method, request.rel_url.raw_path)
+        span_attributes = {
+            "http.request.method": request.method,
+            "http.route": route,
+            "url.path": request.path,
+        }
         started, status = time.perf_counter(), CLIENT_CLOSED
-        try:
-            response = await handler(request)
-            status = response.status
-            if not response.prepared:
-                response.headers["X-Request-Id"] = rid
-                if OPAQUE_ID_HEADER in headers:  # ES echoes X-Opaque-Id
-                    response.headers["X-Opaque-Id"] = headers[OPAQUE_ID_HEADER]
-            return response
-        finally:
-            seconds = time.perf_counter() - started
-            route = route_template(request.method, request.rel_url.raw_path)
-            if metrics is not None:
-                metrics.observe_http(request.method, route, status, seconds)
-            duration_ms = round(seconds * 1000, 3)
-            log.info(
-                "%s %s %d %.1fms",
-                request.method,
-                request.rel_url.raw_path,
-                status,
-                duration_ms,
-                extra={
-                    "http_method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                },
-            )
+        with spans.server_span(f"{request.method} {route}", headers, span_attributes) as end_span:
+            try:
+                response = await handler(request)
+                status = response.status
+                if not response.prepared:
+                    response.headers["X-Request-Id"] = rid
+                    if OPAQUE_ID_HEADER in headers:  # ES echoes X-Opaque-Id
+                        response.headers["X-Opaque-Id"] = headers[OPAQUE_ID_HEADER]
+                return response
+            finally:
+                seconds = time.perf_counter() - started
+                end_span({"http.response.status_code": status}, status >= 500)
+                if metrics is not None:
+                    metrics.observe_http(request.method, route, status, seconds)
+                duration_ms = round(seconds * 1000, 3)
+                log.info(
+                    "%s %s %d %.1fms",
+                    request.method,
+                    request.rel_url.raw_path,
+                    status,
+                    duration_ms,
+                    extra={
+                        "http_method": request.method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": duration_ms,
+                    },
+                )
 
     return middleware
 
