@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
+from onnx import helper
 
 from elser_server.model.package import ModelPackage
 from elser_server.runtime.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_TOKEN_BUDGET, plan_batches
 
 # Initializers above this size are shared between sessions; small ones are not worth the bookkeeping.
 _SHARE_MIN_BYTES = 1 << 16
+_WEIGHTS_FILE = "weights.bin"
 
 
 class RunHandle:
@@ -32,16 +34,40 @@ class RunHandle:
 
 
 class SharedWeights:
-    """The large initializers of one model, held once and handed to every session of it, so N allocations do
-    not hold N copies. Sessions built with it skip weight pre-packing, which would make private copies again."""
+    """The large initializers of one model, held once in memory and handed to every session of it, so N
+    allocations cost about one copy of the weights instead of N.
+
+    Sessions are built from a copy of the model whose large tensors are external data in a temp directory: every
+    one of them is overridden by a shared OrtValue, so no session reads or copies them. Weight pre-packing is off
+    for these sessions, as it would make private copies again (measured: no speed difference)."""
 
     def __init__(self, model_path: str | Path) -> None:
-        model = onnx.load(str(model_path))
+        self._dir = tempfile.TemporaryDirectory(prefix="elser-weights-")
+        self.model_path = Path(self._dir.name) / "model.onnx"
+        onnx.save(
+            onnx.load(str(model_path)),
+            str(self.model_path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=_WEIGHTS_FILE,
+            size_threshold=_SHARE_MIN_BYTES,
+        )
         self.values: dict[str, ort.OrtValue] = {}
-        for init in model.graph.initializer:
-            array = numpy_helper.to_array(init)
-            if array.nbytes >= _SHARE_MIN_BYTES:
-                self.values[init.name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+        # Keep the numpy arrays: the OrtValues borrow their memory.
+        self._arrays: list[np.ndarray] = []
+        for init in onnx.load(str(self.model_path), load_external_data=False).graph.initializer:
+            if init.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in init.external_data}
+            dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
+            array = np.fromfile(
+                self.model_path.parent / info["location"],
+                dtype=dtype,
+                count=int(info["length"]) // dtype.itemsize,
+                offset=int(info.get("offset", 0)),
+            ).reshape(tuple(init.dims))
+            self._arrays.append(array)
+            self.values[init.name] = ort.OrtValue.ortvalue_from_numpy(array)
 
 
 def _model_path(model: ModelPackage | str | Path) -> Path:
@@ -61,7 +87,7 @@ class SpladeSession:
     ) -> None:
         if num_threads < 1:
             raise ValueError("num_threads must be ≥ 1")
-        path = _model_path(model)
+        path = shared.model_path if shared is not None else _model_path(model)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = num_threads
         opts.inter_op_num_threads = 1
