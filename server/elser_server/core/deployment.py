@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 # Interactive requests are small: a few short texts (ES gives search-type inputs priority the same way).
 INTERACTIVE_MAX_TEXTS = 8
 INTERACTIVE_MAX_TOKENS = 512
-# A bulk item older than this is served before newer interactive work (aging: bulk is never starved).
+# While interactive work is queued, the bulk lane still gets a batch whenever it has waited this long since its
+# last batch (or since its head arrived), so bulk is never starved yet a deep bulk backlog does not count as
+# "waiting" and cannot push every query behind it.
 BULK_MAX_WAIT_S = 1.0
+# While queries keep arriving (one within this many seconds), bulk batches shrink to this fraction of the token
+# budget: a query waits for the running batch to finish, so shorter bulk batches bound its latency, at a small
+# throughput cost paid only while there is interactive traffic.
+INTERACTIVE_RECENT_S = 2.0
+BULK_BUDGET_DIVISOR_WITH_QUERIES = 4
 # How many queued items a batch is chosen from: wide enough to find length-neighbours, small enough to be cheap.
 BATCH_WINDOW_FACTOR = 4
 
@@ -167,6 +174,8 @@ class Deployment:
             Priority.BULK: collections.deque(),
         }
         self._queued = 0
+        self._bulk_served_at = 0.0
+        self._interactive_seen_at = -INTERACTIVE_RECENT_S
         self._queue_empty = asyncio.Event()
         self._queue_empty.set()
         self._wakeup = asyncio.Condition()
@@ -349,6 +358,8 @@ class Deployment:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         items = [_Item(e.ids, loop.create_future(), deadline, now, options) for e in encodings]
+        if priority is Priority.INTERACTIVE:
+            self._interactive_seen_at = now
         # Queue a request's texts shortest first so neighbours in the lane make tight batches.
         lane = self._lanes[priority]
         lane.extend(sorted(items, key=lambda it: it.length))
@@ -416,8 +427,11 @@ class Deployment:
                 self._dequeued(1)
         if not window:
             return []
+        budget = self.token_budget
+        if lane is self._lanes[Priority.BULK] and now - self._interactive_seen_at < INTERACTIVE_RECENT_S:
+            budget = max(1, budget // BULK_BUDGET_DIVISOR_WITH_QUERIES)
         # The oldest live item (window[0]) is always in the batch: no starvation within a lane.
-        groups = plan_batches([it.length for it in window], self.token_budget, self.max_batch_size)
+        groups = plan_batches([it.length for it in window], budget, self.max_batch_size)
         chosen = set(next(g for g in groups if 0 in g))
         lane.extendleft(reversed([it for i, it in enumerate(window) if i not in chosen]))
         self._dequeued(len(chosen))
@@ -430,7 +444,8 @@ class Deployment:
         interactive, bulk = self._lanes[Priority.INTERACTIVE], self._lanes[Priority.BULK]
         self._prune(interactive, now)
         self._prune(bulk, now)
-        if bulk and (not interactive or now - bulk[0].enqueued > BULK_MAX_WAIT_S):
+        if bulk and (not interactive or now - max(self._bulk_served_at, bulk[0].enqueued) > BULK_MAX_WAIT_S):
+            self._bulk_served_at = now
             return bulk
         return interactive or None
 
