@@ -93,8 +93,6 @@ class SpladeSession:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # A thread pool that spins between calls steals the core from the other allocations.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0" if num_threads == 1 else "1")
         if shared is not None:
             opts.add_session_config_entry("session.disable_prepacking", "1")
             for name, value in shared.values.items():
