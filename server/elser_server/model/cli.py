@@ -35,6 +35,26 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_torchscript(args: argparse.Namespace) -> int:
+    from elser_server.model.torchscript import convert_torchscript
+
+    package = convert_torchscript(
+        args.model,
+        args.vocab,
+        args.metadata,
+        args.out,
+        model_id=args.model_id,
+        quantize=args.quantize,
+        int8_scope=args.int8_scope,
+        num_heads=args.num_heads,
+    )
+    check = package.metadata["torchscript_check_fp32"]
+    print(
+        f"wrote {package.path} ({package.metadata['quantization']}); max |Δw| vs TorchScript {check['max_abs_diff']:.2e}"
+    )
+    return 0
+
+
 def _fetch_default(args: argparse.Namespace) -> int:
     from elser_server.model.default import fetch_default
 
@@ -160,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-id", default=".elser_model_2")
     p.add_argument("--license", default="unknown", help="licence of the weights, recorded in the metadata")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser(
+        "convert-torchscript",
+        help="convert an Elasticsearch model package (TorchScript .pt, .vocab.json, .metadata.json); needs torch",
+    )
+    p.add_argument("model", type=Path, help="<name>.pt")
+    p.add_argument("vocab", type=Path, help="<name>.vocab.json")
+    p.add_argument("metadata", type=Path, help="<name>.metadata.json (tokenization settings, sha256)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--quantize", choices=["none", "int8"], default="none")
+    p.add_argument("--int8-scope", choices=["vocab", "all"], default="vocab")
+    p.add_argument(
+        "--model-id", default=None, help="default: the metadata's packaged_model_id with a leading dot"
+    )
+    p.add_argument("--num-heads", type=int, default=None, help="attention heads (default: hidden size / 64)")
+    p.set_defaults(func=_convert_torchscript)
 
     p = sub.add_parser("fetch-default", help="build the default (stand-in) model into a model repository")
     p.add_argument("out_repo", type=Path)

@@ -1,12 +1,14 @@
 """Model repositories: a flat directory laid out like Elasticsearch's model repository.
 
 `<name>.metadata.json` plus `<name>.<file>` for each package file, where `<name>` is the model id without its
-leading dot (`.elser_model_2` → `elser_model_2.model.onnx`). `install` fetches through a `FileSource`, the seam an
-HTTP implementation plugs into later."""
+leading dot (`.elser_model_2` → `elser_model_2.model.onnx`). `install` fetches through a `FileSource` (a directory,
+`file://` or `http(s)://`) and also takes Elasticsearch's TorchScript entries and Hugging Face checkpoints,
+converting them once (`foreign.py`)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -16,6 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from elser_server.model.foreign import (
+    cached_conversion,
+    install_converted,
+    is_es_layout,
+    is_hf_layout,
+    replace_dir,
+    source_fingerprint,
+    verified_files,
+)
 from elser_server.model.http_source import HttpSource
 from elser_server.model.package import (
     METADATA_FILE,
@@ -114,24 +125,50 @@ def read_metadata(source: FileSource | str | Path, model_id: str) -> dict[str, A
         return parse_metadata(f.read(), f"{src.describe()}: {model_id}")
 
 
+def read_entry(source: FileSource | str | Path, model_id: str) -> dict[str, Any]:
+    """A repository entry's metadata in whichever layout it has (ours, Elasticsearch's or Hugging Face's)."""
+    src = open_repository(source)
+    origin = f"{src.describe()}: {model_id}"
+    with src.open(f"{repo_name(model_id)}.{METADATA_FILE}") as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PackageError(f"{origin}: metadata is not valid JSON: {e}") from e
+    if isinstance(data, dict) and (is_es_layout(data) or is_hf_layout(data)):
+        return data
+    return parse_metadata(raw, origin)
+
+
 def install(
-    repo: FileSource | str | Path, model_id: str, cache_dir: str | Path, progress: Progress | None = None
+    repo: FileSource | str | Path,
+    model_id: str,
+    cache_dir: str | Path,
+    progress: Progress | None = None,
+    *,
+    converting: Callable[[], None] | None = None,
+    quantize: str = "none",
 ) -> Path:
     """Install `model_id` from a repository into `cache_dir/<name>` and return that package directory.
 
     Files are copied into a temp directory inside cache_dir with their sha256 checked on the way, then renamed into
     place, so a crash or a corrupt download never leaves a half-installed package. An installed package whose
-    metadata matches the repository's is reused."""
+    metadata matches the repository's is reused. Elasticsearch (TorchScript) and Hugging Face entries are
+    downloaded, converted in a child process (`converting` is called when that starts; `quantize` applies) and
+    cached as a package: the same entry is converted only once."""
     source = open_repository(repo)
     name = repo_name(model_id)
-    metadata = read_metadata(source, model_id)
-    files = metadata["files"]
+    metadata = read_entry(source, model_id)
+    foreign = is_es_layout(metadata) or is_hf_layout(metadata)
+    files = {} if foreign else metadata["files"]
     for file in files:
         _checked_file(file)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / name
-    if (target / METADATA_FILE).is_file():
+    if foreign and cached_conversion(target, source_fingerprint(metadata, quantize)):
+        return target
+    if not foreign and (target / METADATA_FILE).is_file():
         try:
             installed = ModelPackage.load(target, verify=False)
             if installed.metadata == metadata:
@@ -142,7 +179,10 @@ def install(
     for stale in cache.glob(f".{name}.*"):  # left by an install that was killed: never used, only removed
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
-    total = sum(int(entry["size"]) for entry in files.values())
+    if foreign:
+        total = sum(size for _, size in verified_files(name, metadata).values())
+    else:
+        total = sum(int(entry["size"]) for entry in files.values())
     done = 0
 
     def advanced(n: int) -> None:
@@ -151,17 +191,29 @@ def install(
         if progress is not None:
             progress(done, total)
 
+    def fetch(file: str, dst: Path, sha256: str, size: int) -> None:
+        _fetch_verified(source, _checked_file(file), dst, sha256, size, advanced)
+
+    def fetch_small(file: str, dst: Path, max_bytes: int) -> None:
+        with source.open(_checked_file(file)) as src:
+            data = src.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise PackageError(f"{source.describe()}: {file} is larger than {max_bytes} bytes")
+        dst.write_bytes(data)
+
     try:
-        for file, entry in files.items():
-            _fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced)
-        write_json(tmp / METADATA_FILE, dict(metadata))
-        if target.exists():
-            old = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}.old."))
-            target.rename(old / name)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+        if foreign:
+            package = install_converted(
+                name, model_id, metadata, tmp, fetch, fetch_small, converting, quantize
+            )
+            replace_dir(package, target)
         else:
-            tmp.rename(target)
+            for file, entry in files.items():
+                _fetch_verified(
+                    source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced
+                )
+            write_json(tmp / METADATA_FILE, dict(metadata))
+            replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
