@@ -16,6 +16,8 @@ from elser_server.model.package import ModelPackage, PackageError
 
 # Inputs at least this long get a progress bar on stderr.
 _PROGRESS_MIN = 256
+# The default model's bert-base-uncased vocabulary, as `make model` publishes it.
+DEFAULT_VOCAB = Path("models/repository/elser_model_2.tokenizer.json")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -136,6 +138,8 @@ def _random_checkpoint(args: argparse.Namespace) -> int:
 
     if args.vocab_from == "tiny":
         tokenizer = wordpiece_tokenizer(tiny_vocab())
+    elif args.vocab_from == "default":
+        tokenizer = load_tokenizer(DEFAULT_VOCAB)
     else:
         tokenizer = load_tokenizer(Path(args.vocab_from))
     config = BertConfig(
@@ -229,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--intermediate", type=int, default=512)
-    p.add_argument("--vocab-from", default="tiny", help="tokenizer.json / vocab.txt (or its dir), or 'tiny'")
+    p.add_argument(
+        "--vocab-from",
+        default="tiny",
+        help=f"tokenizer.json / vocab.txt (or their dir); 'tiny' (a few hundred tokens); 'default' ({DEFAULT_VOCAB})",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--legacy-names", action="store_true", help="LayerNorm gamma/beta instead of weight/bias")
     p.add_argument("--no-prefix", action="store_true", help="no 'bert.' prefix on encoder weights")
