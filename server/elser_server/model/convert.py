@@ -32,6 +32,8 @@ from elser_server.model.package import (
     write_json,
 )
 from elser_server.model.samples import ACCURACY_SAMPLE
+from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.tokenizer import Tokenizer
 
 CONVERTER_VERSION = "2"
 OPSET = 17
@@ -231,9 +233,6 @@ def quantize_int8(src: Path, dst: Path, scope: str = "vocab") -> None:
 
 def measure_accuracy(reference: Path, candidate: Path, tokenizer_path: Path) -> dict[str, Any]:
     """Compare two packages' vectors on a fixed text sample: mean cosine and mean top-20 token recall."""
-    from elser_server.runtime.session import SpladeSession
-    from elser_server.runtime.tokenizer import Tokenizer
-
     tok = Tokenizer.from_file(tokenizer_path)
     ids = [e.ids for e in tok.encode_batch(ACCURACY_SAMPLE)]
     ref_out = SpladeSession(reference, num_threads=1).run_batched(ids)
