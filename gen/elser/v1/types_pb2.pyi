@@ -45,6 +45,7 @@ class DeploymentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEPLOYMENT_STATE_STOPPING: _ClassVar[DeploymentState]
     DEPLOYMENT_STATE_STOPPED: _ClassVar[DeploymentState]
     DEPLOYMENT_STATE_FAILED: _ClassVar[DeploymentState]
+    DEPLOYMENT_STATE_CONVERTING: _ClassVar[DeploymentState]
 
 class AllocationCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -79,6 +80,7 @@ DEPLOYMENT_STATE_FULLY_ALLOCATED: DeploymentState
 DEPLOYMENT_STATE_STOPPING: DeploymentState
 DEPLOYMENT_STATE_STOPPED: DeploymentState
 DEPLOYMENT_STATE_FAILED: DeploymentState
+DEPLOYMENT_STATE_CONVERTING: DeploymentState
 ALLOCATION_CAUSE_UNSPECIFIED: AllocationCause
 ALLOCATION_CAUSE_DEPLOYMENT_START: AllocationCause
 ALLOCATION_CAUSE_USER_UPDATE: AllocationCause

@@ -185,6 +185,7 @@ class Deployment:
         self._publish = publish
         self.observer = observer
         self._download: tuple[int, int] | None = None
+        self._converting = False
         self._cause = AllocationCause.DEPLOYMENT_START
         self._from_zero: asyncio.Task[None] | None = None
 
@@ -212,6 +213,8 @@ class Deployment:
     @property
     def phase(self) -> Phase:
         if self.state is State.STARTING:
+            if self._converting:
+                return Phase.CONVERTING
             return Phase.DOWNLOADING if self._download is not None else Phase.STARTING
         if self.state is State.STARTED:
             return (
@@ -241,10 +244,16 @@ class Deployment:
         self._download = (done, total)
         self._emit()
 
+    def converting(self) -> None:
+        """The downloaded model is being converted into a package (once per model; the download stays shown)."""
+        self._converting = True
+        self._emit()
+
     async def start(self, session_factory: SessionFactory) -> None:
         """Create the sessions (sequentially: session creation is not thread-safe) and warm them up."""
         self._session_factory = session_factory
         self._download = None
+        self._converting = False
         self._emit()
         try:
             await self.scale_to(self.target_allocations)

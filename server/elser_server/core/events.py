@@ -17,6 +17,7 @@ WATCHER_QUEUE_SIZE = 16
 
 class Phase(enum.Enum):
     DOWNLOADING = "downloading"
+    CONVERTING = "converting"  # a downloaded TorchScript/HF model becomes an ONNX package (child process)
     STARTING = "starting"
     STARTED = "started"
     FULLY_ALLOCATED = "fully_allocated"

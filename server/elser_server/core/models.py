@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,22 +41,40 @@ def model_not_found(model_id: str) -> ElserError:
 
 
 class ModelManager:
-    def __init__(self, repository: str, cache_dir: Path, observer: CoreObserver | None = None) -> None:
+    def __init__(
+        self,
+        repository: str,
+        cache_dir: Path,
+        observer: CoreObserver | None = None,
+        *,
+        convert_quantize: str = "none",
+    ) -> None:
         self.repository = repository
         self._observer = observer
         self.cache_dir = cache_dir
+        # Applies to repository entries converted on install (Elastic's TorchScript, Hugging Face checkpoints).
+        self.convert_quantize = convert_quantize
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
+        self._converting: dict[str, list[Callable[[], None]]] = {}
 
-    async def get(self, model_id: str, on_progress: Progress | None = None) -> LoadedModel:
+    async def get(
+        self,
+        model_id: str,
+        on_progress: Progress | None = None,
+        on_converting: Callable[[], None] | None = None,
+    ) -> LoadedModel:
         """Install (if absent) and load `model_id`; concurrent callers share one download, and each of them
-        hears its progress (bytes done, bytes total)."""
+        hears its progress (bytes done, bytes total) and when a conversion starts."""
         if model_id in self._loaded:
             return self._loaded[model_id]
         listeners = self._progress.setdefault(model_id, [])
+        converting_listeners = self._converting.setdefault(model_id, [])
         if on_progress is not None:
             listeners.append(on_progress)
+        if on_converting is not None:
+            converting_listeners.append(on_converting)
         try:
             async with self._locks.setdefault(model_id, asyncio.Lock()):
                 if model_id not in self._loaded:
@@ -64,9 +83,12 @@ class ModelManager:
                     def report(done: int, total: int) -> None:
                         loop.call_soon_threadsafe(self._report, model_id, done, total)
 
+                    def converting() -> None:
+                        loop.call_soon_threadsafe(self._report_converting, model_id)
+
                     try:
                         self._loaded[model_id] = await asyncio.to_thread(
-                            self._install_and_load, model_id, report
+                            self._install_and_load, model_id, report, converting
                         )
                     except Exception:
                         if self._observer is not None:
@@ -76,6 +98,8 @@ class ModelManager:
         finally:
             if on_progress is not None:
                 listeners.remove(on_progress)
+            if on_converting is not None:
+                converting_listeners.remove(on_converting)
 
     def _report(self, model_id: str, done: int, total: int) -> None:
         if self._observer is not None:
@@ -83,9 +107,22 @@ class ModelManager:
         for listener in self._progress.get(model_id, ()):
             listener(done, total)
 
-    def _install_and_load(self, model_id: str, progress: Progress) -> LoadedModel:
+    def _report_converting(self, model_id: str) -> None:
+        for listener in self._converting.get(model_id, ()):
+            listener()
+
+    def _install_and_load(
+        self, model_id: str, progress: Progress, converting: Callable[[], None]
+    ) -> LoadedModel:
         try:
-            package_dir = install(self.repository, model_id, self.cache_dir, progress)
+            package_dir = install(
+                self.repository,
+                model_id,
+                self.cache_dir,
+                progress,
+                converting=converting,
+                quantize=self.convert_quantize,
+            )
             package = ModelPackage.load(package_dir, verify=True)
         except ModelFileNotFound as exc:
             raise model_not_found(model_id) from exc

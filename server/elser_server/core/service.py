@@ -495,7 +495,11 @@ class InferenceCore:
 
     async def _run_deployment(self, deployment: Deployment) -> None:
         try:
-            model = await self._models.get(deployment.model_id, on_progress=deployment.download_progress)
+            model = await self._models.get(
+                deployment.model_id,
+                on_progress=deployment.download_progress,
+                on_converting=deployment.converting,
+            )
         except ElserError as exc:
             deployment.fail(exc)
             self._notify_readiness()
