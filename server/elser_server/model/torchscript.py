@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,10 @@ def _import_torch() -> Any:
 def load_torchscript(pt_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
     torch = _import_torch()
     try:
-        module = torch.jit.load(str(pt_path), map_location="cpu")
+        # TorchScript is deprecated in torch, but it is the format Elastic publishes.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(pt_path), map_location="cpu")
     except RuntimeError as e:
         raise CheckpointError(f"{pt_path}: not a loadable TorchScript model: {e}") from e
     module.eval()

