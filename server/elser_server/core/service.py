@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new endpoint
 # Endpoints stored before ES 8.16 have no chunking settings and chunk as word 250/100.
 LEGACY_CHUNKING = ChunkingSettings(Strategy.WORD, max_chunk_size=250, overlap=100)
-CHUNK_WINDOW = 64  # chunks of one input queued at a time
+CHUNK_WINDOW = 16  # chunks of one input queued at a time: small, so the first results stream out early
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Limits:
 @dataclass(frozen=True)
 class BatchingConfig:
     queue_capacity: int = 10_000
-    token_budget: int = 2048
+    token_budget: int = 1024
     max_batch_size: int = 32
     processors: int | None = None
     stop_grace_s: float = 10.0
