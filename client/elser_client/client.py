@@ -103,7 +103,7 @@ class ElserClient:
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        opts = [*channel_options(), *options]
+        opts = channel_options(overrides=options)
         self._channel = (
             grpc.secure_channel(target, credentials, options=opts)
             if credentials is not None
@@ -235,7 +235,7 @@ class AsyncElserClient:
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        opts = [*channel_options(), *options]
+        opts = channel_options(overrides=options)
         self._channel = (
             grpc.aio.secure_channel(target, credentials, options=opts)
             if credentials is not None
