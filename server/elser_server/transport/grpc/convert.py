@@ -193,6 +193,7 @@ def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStat
         error_count=stats.error_count,
         rejected_count=stats.rejected_execution_count,
         timeout_count=stats.timeout_count,
+        dropped_count=stats.dropped_count,
         average_inference_time_ms=stats.average_inference_time_ms or 0.0,
         average_queue_time_ms=stats.average_queue_time_ms or 0.0,
     )
