@@ -7,11 +7,13 @@ the model's own vocabulary, about 143 tokens per document. Compare numbers only 
     .venv/bin/python bench/engine.py            # default model from models/repository
     .venv/bin/python bench/engine.py --quick    # a smoke run
     .venv/bin/python bench/engine.py --model-dir PACKAGE [--model-dir PACKAGE2]
+    .venv/bin/python bench/engine.py --model-dir FP32 --model-dir INT8 --doc-tokens 256   # vs ES's ELSER v2 rate
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -26,10 +28,13 @@ from elser_server.runtime.engine import Engine
 from elser_server.runtime.tokenizer import Tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LAYOUTS = ((1, 2), (2, 1))  # (allocations, threads per allocation)
+LAYOUTS = ((1, 2), (2, 1))
+ES_DOCS_PER_S_PER_VCPU = 1.625  # ES's ELSER v2 benchmark: 26 docs/s at 16 allocations × 1 thread on 16 vCPU  # (allocations, threads per allocation)
 
 
-def make_corpus(tokenizer: Tokenizer, n_docs: int, seed: int = 42) -> list[str]:
+def make_corpus(
+    tokenizer: Tokenizer, n_docs: int, seed: int = 42, doc_tokens: int | None = None
+) -> list[str]:
     words = [
         t
         for t in tokenizer.id_to_tokens(range(tokenizer.vocab_size))
@@ -40,6 +45,9 @@ def make_corpus(tokenizer: Tokenizer, n_docs: int, seed: int = 42) -> list[str]:
     p = 1.0 / np.arange(1, len(words) + 1) ** 0.9
     p /= p.sum()
     lengths = 10 + (290 * rng.random(n_docs) ** 1.25).astype(int)
+    if doc_tokens is not None:
+        # Every word is one vocabulary token, so words + "." + [CLS] + [SEP] is exactly doc_tokens tokens.
+        lengths = np.full(n_docs, doc_tokens - 3)
     docs = []
     for n in lengths:
         picked = rng.choice(len(words), size=n, p=p)
@@ -142,6 +150,12 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
     parser.add_argument(
+        "--doc-tokens",
+        type=int,
+        default=None,
+        help="every document exactly this many tokens (256: ES's published ELSER v2 benchmark)",
+    )
+    parser.add_argument(
         "--st-checkpoint",
         type=Path,
         default=None,
@@ -158,7 +172,7 @@ def main() -> None:
             else default_packages(args.repo, Path(tmp))
         )
         tokenizer = Tokenizer.from_file(packages[0].tokenizer_path)
-        docs = make_corpus(tokenizer, args.docs)
+        docs = make_corpus(tokenizer, args.docs, doc_tokens=args.doc_tokens)
         queries = make_queries(tokenizer, args.queries)
         n_tokens = sum(len(e) for e in tokenizer.encode_batch(docs))
         print(
@@ -200,6 +214,12 @@ def main() -> None:
     print(
         f"({len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc; tok/cpu-s = tokens per second of this "
         f"process's CPU time, which other load on the machine does not distort; ≈ tokens/s ÷ cores on an idle one)"
+    )
+    cpus = os.cpu_count() or 1
+    print(
+        f"Elastic's published ELSER v2 rate: {ES_DOCS_PER_S_PER_VCPU} docs/s of 256-token documents per vCPU "
+        f"(26 docs/s on 16 vCPU), ≈ {ES_DOCS_PER_S_PER_VCPU * 256:.0f} tokens/s per vCPU; for this machine's "
+        f"{cpus} vCPUs: {ES_DOCS_PER_S_PER_VCPU * cpus:.1f} docs/s, {ES_DOCS_PER_S_PER_VCPU * 256 * cpus:,.0f} tokens/s"
     )
 
 
