@@ -35,8 +35,21 @@ class ServerProcess:
     """`python -m elser_server` on free loopback ports; output goes to a file (a full pipe would block it)."""
 
     def __init__(self, repo: str | Path, data: Path, log: Path, **env: str) -> None:
-        self.grpc_port, self.http_port = free_port(), free_port()
         self.log = log
+        # A free port can be taken by a parallel test between probing and binding: then try fresh ones.
+        for _ in range(3):
+            self._spawn(repo, data, env)
+            try:
+                self.wait_health("")
+                return
+            except AssertionError:
+                if self.alive() or "address already in use" not in self.output():
+                    self.kill()
+                    raise
+        raise AssertionError(f"ports kept being taken:\n{self.output()}")
+
+    def _spawn(self, repo: str | Path, data: Path, env: dict[str, str]) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
         self.env = {
             **os.environ,
             "ELSER_HOST": "127.0.0.1",
@@ -49,13 +62,12 @@ class ServerProcess:
             "ELSER_DRAIN_S": "0.2",
             **env,
         }
-        with log.open("ab") as out:
+        with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "elser_server"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         self.target = f"127.0.0.1:{self.grpc_port}"
         self.base_url = f"http://127.0.0.1:{self.http_port}"
-        self.wait_health("")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
