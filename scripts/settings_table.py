@@ -1,6 +1,6 @@
 """Print the Markdown table of every `elser-server` setting, generated from the settings class.
 
-`--update FILE` rewrites the table between the settings-table markers of FILE instead (docs/operating.md;
+`--update FILE` rewrites the table between the settings-table markers of FILE instead (README.md;
 tests/deploy/test_settings_doc.py fails when that copy is stale).
 """
 

@@ -1,4 +1,4 @@
-"""docs/operating.md carries the settings table generated from the settings class; it must not drift."""
+"""README.md carries the settings table generated from the settings class; it must not drift."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOC = REPO_ROOT / "docs" / "operating.md"
+DOC = REPO_ROOT / "README.md"
 
 
 def _script() -> ModuleType:
@@ -21,13 +21,13 @@ def _script() -> ModuleType:
     return module
 
 
-def test_operating_doc_has_the_current_settings_table() -> None:
+def test_readme_has_the_current_settings_table() -> None:
     script = _script()
     text = DOC.read_text(encoding="utf-8")
     match = re.search(re.escape(script.START) + r"\n(.*?)" + re.escape(script.END), text, re.DOTALL)
     assert match is not None, f"{DOC}: settings-table markers missing"
     assert match.group(1) == script.settings_table(), (
-        "docs/operating.md is stale: run `.venv/bin/python scripts/settings_table.py --update docs/operating.md`"
+        "README.md is stale: run `.venv/bin/python scripts/settings_table.py --update README.md`"
     )
 
 
