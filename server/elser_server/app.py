@@ -30,7 +30,12 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return InferenceCore(
         SqliteEndpointStore(settings.database_path),
-        ModelManager(settings.model_repository, settings.model_cache_dir, observer),
+        ModelManager(
+            settings.model_repository,
+            settings.model_cache_dir,
+            observer,
+            convert_quantize=settings.model_convert_quantize,
+        ),
         limits=Limits(
             max_inputs_per_request=settings.max_inputs_per_request,
             max_input_bytes=settings.max_input_bytes,

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         "models/repository",
         description="Where models are installed from: a directory, file:// or http(s):// URL.",
     )
+    model_convert_quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="Quantization of repository models converted on install (Elastic's TorchScript ELSER, Hugging "
+        "Face checkpoints): int8 is faster, slightly less accurate (docs/model-package.md).",
+    )
     preload_default_endpoint: bool = Field(
         True,
         description="Deploy the default endpoint (.elser-2-elasticsearch) at start-up instead of on first use.",
