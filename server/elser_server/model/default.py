@@ -33,9 +33,11 @@ STAND_IN = (
     "Results are SPLADE-like but not ELSER's."
 )
 HOW_TO_PUBLISH_REAL = (
-    "To serve the real model: obtain a Hugging Face BertForMaskedLM export of ELSER v2 (or any SPLADE checkpoint "
-    "you are licensed to use), run `elser-model convert CHECKPOINT_DIR PACKAGE_DIR --model-id .elser_model_2` and "
-    "publish it into the repository under `.elser_model_2` and `.elser_model_2_linux-x86_64` (replacing these files)."
+    "To serve Elastic's ELSER v2: point ELSER_MODEL_REPOSITORY at Elastic's model repository "
+    "(https://ml-models.elastic.co) or a mirror of it, with the torchscript extra installed; the TorchScript model "
+    "is downloaded and converted once (docs/model-package.md, 'Using the real ELSER v2'). Any other SPLADE "
+    "checkpoint you are licensed to use: `elser-model convert CHECKPOINT_DIR PACKAGE_DIR --model-id .elser_model_2`, "
+    "then publish it under `.elser_model_2` and `.elser_model_2_linux-x86_64` (replacing these files)."
 )
 SOURCE = {
     "pypi": WHEEL_REQUIREMENT,
