@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,17 +10,9 @@ from typing import Any
 
 from elser_server.app import Service
 from elser_server.settings import Settings
+from serverprocess import PUT_BODY, free_port
 
-PUT_BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["PUT_BODY", "free_port", "running", "service_settings"]
 
 
 def service_settings(repository: Path, data_dir: Path, **overrides: Any) -> Settings:

@@ -10,13 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
 from elser_server.core.models import ModelManager
@@ -24,6 +21,7 @@ from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
+from serverprocess import SlowRepository
 
 BODY = {
     "service": "elasticsearch",
@@ -31,45 +29,13 @@ BODY = {
 }
 
 
-@dataclass
-class RepoServer:
-    root: Path
-    url: str = ""
-    delay_s: float = 0.0  # per 8 KiB piece of a model file
-    hits: Counter[str] = field(default_factory=Counter)
-
-
 @pytest.fixture
-async def repo_server(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[RepoServer]:
+def repo_server(tiny_repository: Path, tmp_path: Path) -> Iterator[SlowRepository]:
     root = tmp_path / "served"
     shutil.copytree(tiny_repository, root)
-    server = RepoServer(root)
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        server.hits[name] += 1
-        path = root / name
-        if not path.is_file():
-            raise web.HTTPNotFound()
-        data = path.read_bytes()
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        for i in range(0, len(data), 1 << 13):
-            await response.write(data[i : i + (1 << 13)])
-            if name.endswith(".onnx") and server.delay_s:
-                await asyncio.sleep(server.delay_s)
-        return response
-
-    app = web.Application()
-    app.router.add_get("/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server.url = f"http://127.0.0.1:{port}/"
+    server = SlowRepository(root)
     yield server
-    await runner.cleanup()
+    server.close()
 
 
 def make_core(repository: str, data: Path) -> InferenceCore:
@@ -85,7 +51,7 @@ async def watch_until_registered(core: InferenceCore, inference_id: str) -> Asyn
     raise AssertionError("deployment never appeared")
 
 
-async def test_download_progress_is_watchable(repo_server: RepoServer, tmp_path: Path) -> None:
+async def test_download_progress_is_watchable(repo_server: SlowRepository, tmp_path: Path) -> None:
     repo_server.delay_s = 0.002
     core = make_core(repo_server.url, tmp_path)
     await core.start()
@@ -109,7 +75,7 @@ async def test_download_progress_is_watchable(repo_server: RepoServer, tmp_path:
 
 
 async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(
-    repo_server: RepoServer, tmp_path: Path
+    repo_server: SlowRepository, tmp_path: Path
 ) -> None:
     onnx = repo_server.root / "elser_model_2.model.onnx"
     good = onnx.read_bytes()
@@ -130,7 +96,7 @@ async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(
         await core.close()
 
 
-async def test_missing_model_is_not_found(repo_server: RepoServer, tmp_path: Path) -> None:
+async def test_missing_model_is_not_found(repo_server: SlowRepository, tmp_path: Path) -> None:
     (repo_server.root / "elser_model_2.metadata.json").unlink()
     core = make_core(repo_server.url, tmp_path)
     await core.start()
@@ -143,7 +109,7 @@ async def test_missing_model_is_not_found(repo_server: RepoServer, tmp_path: Pat
         await core.close()
 
 
-async def test_concurrent_puts_download_once(repo_server: RepoServer, tmp_path: Path) -> None:
+async def test_concurrent_puts_download_once(repo_server: SlowRepository, tmp_path: Path) -> None:
     repo_server.delay_s = 0.001
     core = make_core(repo_server.url, tmp_path)
     await core.start()
@@ -159,7 +125,7 @@ async def test_concurrent_puts_download_once(repo_server: RepoServer, tmp_path: 
 
 
 async def test_put_timeout_on_slow_repository_is_408_and_deployment_starts_later(
-    repo_server: RepoServer, tmp_path: Path
+    repo_server: SlowRepository, tmp_path: Path
 ) -> None:
     repo_server.delay_s = 0.1  # the tiny model's file takes a few seconds to arrive
     core = make_core(repo_server.url, tmp_path)
@@ -183,7 +149,9 @@ async def test_put_timeout_on_slow_repository_is_408_and_deployment_starts_later
         await core.close()
 
 
-async def test_killed_download_leaves_nothing_that_is_used(repo_server: RepoServer, tmp_path: Path) -> None:
+async def test_killed_download_leaves_nothing_that_is_used(
+    repo_server: SlowRepository, tmp_path: Path
+) -> None:
     repo_server.delay_s = 0.1
     cache = tmp_path / "cache"
     script = (

@@ -6,8 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from reliability.harness import ServerProcess
+from serverprocess import ServerProcess
 
 ServerFactory = Callable[..., ServerProcess]
 

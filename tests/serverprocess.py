@@ -1,4 +1,4 @@
-"""Real `elser-server` processes and a throttled model repository for the load and fault tests."""
+"""Real `elser-server` processes on free loopback ports, and a throttled model repository over HTTP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,12 @@ class SlowRepository:
         self.root = root
         self.delay_s = delay_s
         self.onnx_bytes_sent = 0
+        self.hits: Counter[str] = Counter()  # GET requests per file name
         repo = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                repo.hits[self.path.lstrip("/")] += 1
                 path = repo.root / self.path.lstrip("/")
                 if not path.is_file():
                     self.send_error(404)
