@@ -32,7 +32,7 @@ SERVICE_CONFIG: dict[str, Any] = {
                 "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
             },
         }
-    ]
+    ],
 }
 
 SERVICE_CONFIG_JSON = json.dumps(SERVICE_CONFIG)
