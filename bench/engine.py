@@ -161,6 +161,7 @@ def main() -> None:
         default=None,
         help="HF checkpoint for the sentence-transformers comparison (default: the default model's)",
     )
+    parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     args = parser.parse_args()
     if args.quick:
         args.docs, args.queries = 300, 50
@@ -196,7 +197,7 @@ def main() -> None:
                     )
                 )
                 print(f"  done {rows[-1].model} {rows[-1].layout}", file=sys.stderr)
-        st_ckpt = args.st_checkpoint or _default_checkpoint(Path(tmp))
+        st_ckpt = None if args.no_st else args.st_checkpoint or _default_checkpoint(Path(tmp))
         if st_ckpt is not None:
             st = bench_sentence_transformers(st_ckpt, docs, n_tokens)
             if st is not None:
