@@ -33,6 +33,10 @@ def publish_hf(checkpoint: Path, repo: Path, name: str = "elser_model_2") -> dic
     return metadata
 
 
+def publish_hf_files(repo: Path) -> object:
+    return json.loads((repo / "elser_model_2.metadata.json").read_text())["files"]
+
+
 def test_hf_checkpoint_in_repository_is_converted_once(tiny_checkpoint: Path, tmp_path: Path) -> None:
     repo, cache = tmp_path / "repo", tmp_path / "cache"
     publish_hf(tiny_checkpoint, repo)
@@ -48,6 +52,7 @@ def test_hf_checkpoint_in_repository_is_converted_once(tiny_checkpoint: Path, tm
     package = ModelPackage.load(target)
     assert package.model_id == ".elser_model_2"
     assert package.metadata["license"] == "Apache-2.0"
+    assert package.metadata["source"] == {"format": "huggingface", "files": publish_hf_files(repo)}
     assert converting == [True]
     total = sum(p.stat().st_size for p in repo.iterdir() if not p.name.endswith("metadata.json"))
     assert progress[-1] == (total, total)

@@ -130,6 +130,8 @@ async def put_and_watch(core: InferenceCore, inference_id: str) -> list[Deployme
 
 
 @needs_torch
+@pytest.mark.slow
+@pytest.mark.model  # traces the default model from its cached wheel
 async def test_es_repository_over_http_serves_golden_vectors(
     served: RepoServer, tmp_path: Path, golden: dict[str, Any]
 ) -> None:
@@ -181,6 +183,8 @@ async def test_es_repository_over_http_serves_golden_vectors(
 
 
 @needs_torch
+@pytest.mark.slow
+@pytest.mark.model  # traces the default model from its cached wheel
 async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_path: Path) -> None:
     pt = served.root / "elser_model_2.pt"
     data = pt.read_bytes()
@@ -201,6 +205,8 @@ async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_pat
 
 
 @needs_torch
+@pytest.mark.slow
+@pytest.mark.model  # traces the default model from its cached wheel
 def test_cli_converts_fp32_and_int8(es_repository: Path, tmp_path: Path) -> None:
     files = [str(es_repository / f"elser_model_2.{ext}") for ext in ("pt", "vocab.json", "metadata.json")]
     for quantize in ("none", "int8"):

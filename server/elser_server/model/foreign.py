@@ -139,10 +139,12 @@ def install_converted(
     if converting is not None:
         converting()
     run_conversion([*command, *flags])
-    converted = ModelPackage.load(package, verify=False)
-    # The fingerprint goes into metadata.json, which is not among the checksummed files.
-    fingerprint = source_fingerprint(metadata, quantize)
-    write_json(package / METADATA_FILE, {**converted.metadata, "repository_fingerprint": fingerprint})
+    # metadata.json is not among the checksummed files, so these additions keep the package valid.
+    recorded = {**ModelPackage.load(package, verify=False).metadata}
+    recorded["repository_fingerprint"] = source_fingerprint(metadata, quantize)
+    if not is_es_layout(metadata):  # the converter recorded the temp dir; say what it really was
+        recorded["source"] = {"format": "huggingface", "files": metadata["files"]}
+    write_json(package / METADATA_FILE, recorded)
     return package
 
 
