@@ -11,8 +11,10 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.default import WHEEL_FILE, extract_checkpoint
 from elser_server.model.package import ModelPackage
+from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
 from support import REPO_ROOT
 
@@ -294,3 +297,33 @@ async def test_without_torch_the_deployment_fails_with_the_explanation(
     finally:
         await core.close()
     assert list((tmp_path / "models").iterdir()) == []
+
+
+@needs_torch
+@pytest.mark.slow
+@pytest.mark.model  # traces the default model from its cached wheel
+def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    script = "import sys; from elser_server.model.repository import install; install(sys.argv[1], '.elser_model_2', sys.argv[2])"
+    # Its own session, so the kill reaches the conversion child too.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(es_repository), str(cache)], start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # The converter's checkpoint dir appears inside the install's temp dir once the conversion runs.
+        while not list(cache.glob(".elser_model_2.*/.package.ckpt.*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the conversion finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not (cache / "elser_model_2").exists()
+    converting: list[bool] = []
+    target = install(es_repository, ".elser_model_2", cache, converting=lambda: converting.append(True))
+    assert converting == [True]
+    ModelPackage.load(target, verify=True)
+    assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the killed install's temp dir is gone
