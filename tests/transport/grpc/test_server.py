@@ -196,7 +196,9 @@ async def test_deadline_expiring_while_queued(channel: grpc.aio.Channel, core: I
         return await stub.Infer(big, timeout=60)
 
     busy = [asyncio.create_task(occupy()) for _ in range(8)]
-    await asyncio.sleep(0.02)
+    async with asyncio.timeout(30):
+        while core.deployment_stats("my-elser").queued < 256:  # the long texts are tokenized and queued
+            await asyncio.sleep(0.005)
     # In the bulk lane behind 512 long texts: it cannot be reached before its deadline.
     late = is_pb2.InferRequest(
         inference_id="my-elser",
