@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO_ROOT / "models" / "repository")
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--token-budget", type=int, default=2048, help="the server's default")
+    parser.add_argument("--token-budget", type=int, default=1024, help="the server's default")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
     parser.add_argument("--layout", action="append", help="e.g. 2x1 (repeatable; default 2x1 and 1x2)")

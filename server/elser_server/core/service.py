@@ -227,7 +227,7 @@ class InferenceCore:
             await self._validation_inference(endpoint, deployment)
             await asyncio.to_thread(self._store.insert, endpoint)
             self._endpoints[inference_id] = endpoint
-        return PutResult(self._view(endpoint), parsed.warnings)
+        return PutResult(endpoint, parsed.warnings)  # as configured; GET shows the live allocation count
 
     def get_endpoints(self, inference_id: str | None = None, task_type: str | None = None) -> list[Endpoint]:
         requested = parse_task_type(task_type) if task_type is not None else None
@@ -286,7 +286,7 @@ class InferenceCore:
                 await deployment.scale_to(_initial_allocations(updated), AllocationCause.USER_UPDATE)
             await asyncio.to_thread(self._store.replace, updated)
             self._endpoints[inference_id] = updated
-        return self._view(updated)
+        return updated
 
     async def infer_chunked(
         self,
