@@ -50,28 +50,28 @@ class _Load:
 async def test_load_scales_up_to_max_and_idle_scales_down_to_min() -> None:
     load = _Load(1)
     settings = AdaptiveAllocations(True, 1, 4)
-    scaled: list[int] = []
+    now = 0.0
+    changes: list[tuple[float, int]] = []  # (tick time, new target)
 
     async def record(n: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
-        scaled.append(n)
+        changes.append((now, n))
         load.dep.target_allocations = n
 
     load.dep.scale_to = record  # type: ignore[method-assign]  # observe decisions without starting sessions
     allocator = AdaptiveAllocator(lambda: [(load.dep, settings)], interval_s=10, scale_up_cooldown_s=30)
-    now = 0.0
     for _ in range(12):  # 40 req/s × 0.1 s = 4 allocations' worth of work: capped at max 4
         load.advance(40, 0.1, 10)
         now += 10
         await allocator.tick(now)
-    assert load.dep.target_allocations == 4 and scaled == sorted(scaled)
-    for _ in range(4):  # idle, but inside the cool-down after the last scale-up: no scale-down yet
+    assert load.dep.target_allocations == 4
+    assert [n for _, n in changes] == sorted(n for _, n in changes)  # only ever up under load
+    last_up = changes[-1][0]
+    for _ in range(30):  # idle from now on
         now += 10
         await allocator.tick(now)
-        if now - 120 < 30:
-            assert load.dep.target_allocations == 4
-    for _ in range(30):
-        now += 10
-        await allocator.tick(now)
+    downs = [(t, n) for t, n in changes if t > last_up]
+    assert downs, "idle never scaled down"
+    assert all(t - last_up >= 30 for t, _ in downs)  # not within the cool-down after the last scale-up
     assert load.dep.target_allocations == 1  # min 1: never below
 
 
