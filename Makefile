@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 MODEL_REPO := models/repository
+API_BASELINE := api/elser-v1.binpb
 
-.PHONY: install model gen gen-check lint proto-lint test test-fast run bench clean
+.PHONY: install model gen gen-check lint proto-lint proto-baseline test test-fast run bench clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +38,13 @@ proto-lint: install
 	$(PY) scripts/gen_protos.py --third-party-only
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
+	$(BIN)/buf breaking --against $(API_BASELINE)
+
+# The landed elser.v1 API that `buf breaking` compares against. Refresh it after an additive change has landed
+# (so later removals of the new fields are caught too); never to accept a breaking change: that needs elser.v2.
+proto-baseline: install
+	$(PY) scripts/gen_protos.py --third-party-only
+	$(BIN)/buf build --exclude-source-info -o $(API_BASELINE)
 
 lint: install
 	$(BIN)/ruff check .
