@@ -110,7 +110,7 @@ class DeploymentStats:
         self.inference_time_s += seconds
         per_item_ms = seconds * 1000.0 / max(items, 1)
         self.recent_item_times_ms.extend([per_item_ms] * min(items, 64))
-        self.last_access = now
+        self.last_access = time.time()  # wall clock: shown as a timestamp (`now` is monotonic)
         if now - self._minute_start >= 60.0:
             self._minute_start, self._minute_count = now, 0
         self._minute_count += items
@@ -199,12 +199,6 @@ class Deployment:
     def capacity(self) -> int:
         """Allocations this machine can run without oversubscribing its processors (ES: partial allocation)."""
         return self._processors // self.num_threads
-
-    @property
-    def allocation_state(self) -> str:
-        if not self._workers:
-            return "starting"
-        return "fully_allocated" if self.allocation_count >= self.target_allocations else "started"
 
     @property
     def queued(self) -> int:

@@ -72,9 +72,6 @@ class EventHub:
         for sub in self._subscribers.get(event.deployment_id, ()):
             sub.offer(event)
 
-    def latest(self, deployment_id: str) -> DeploymentEvent | None:
-        return self._latest.get(deployment_id)
-
     def close(self, deployment_id: str, final: DeploymentEvent) -> None:
         """Send `final` to every watcher of `deployment_id` and end their streams."""
         self._latest.pop(deployment_id, None)

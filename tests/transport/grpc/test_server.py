@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -275,3 +276,7 @@ async def test_watch_deployment_and_stats(channel: grpc.aio.Channel) -> None:
     call.cancel()
     stats = (await stub.GetDeploymentStats(es_pb2.GetDeploymentStatsRequest(inference_id="my-elser"))).stats
     assert stats.model_id == ".elser_model_2" and stats.threads_per_allocation == 1
+    # PUT's validation inference ran once: counters, latency percentile and a wall-clock last access
+    assert stats.inference_count == 1 and stats.peak_throughput_per_minute == 1
+    assert stats.p99_inference_time_ms > 0
+    assert abs(stats.last_access.ToSeconds() - time.time()) < 600

@@ -196,6 +196,8 @@ def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStat
         dropped_count=stats.dropped_count,
         average_inference_time_ms=stats.average_inference_time_ms or 0.0,
         average_queue_time_ms=stats.average_queue_time_ms or 0.0,
+        p99_inference_time_ms=stats.p99_inference_time_ms or 0.0,
+        peak_throughput_per_minute=stats.peak_throughput_per_minute,
     )
     if report.start_time is not None:
         msg.start_time.CopyFrom(_timestamp(report.start_time))

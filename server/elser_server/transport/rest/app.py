@@ -372,11 +372,14 @@ def _stats_tree(report: DeploymentReport) -> dict[str, object]:
         "error_count": stats.error_count,
         "rejected_execution_count": stats.rejected_execution_count,
         "timeout_count": stats.timeout_count,
+        "peak_throughput_per_minute": stats.peak_throughput_per_minute,
     }
     if event.reason:
         out["reason"] = event.reason
     if (average := stats.average_inference_time_ms) is not None:
         out["average_inference_time_ms"] = average
+    if (p99 := stats.p99_inference_time_ms) is not None:
+        out["p99_inference_time_ms"] = p99
     if (queue_average := stats.average_queue_time_ms) is not None:
         out["average_queue_time_ms"] = queue_average
     return out
