@@ -155,14 +155,21 @@ class Service:
         )
 
     async def stop(self) -> None:
-        """SIGTERM sequence: NOT_SERVING → drain period → stop listeners with grace → stop deployments."""
+        """SIGTERM sequence: NOT_SERVING → drain period → end long-lived streams → stop listeners with grace →
+        stop deployments."""
         self.core.begin_drain()
         await self.grpc.enter_graceful_shutdown()
         await asyncio.sleep(self.settings.drain_s)
-        await asyncio.gather(
+        self.core.end_streams()
+        # One listener failing to stop must not cut short the other's grace period.
+        outcomes = await asyncio.gather(
             self.grpc.stop(self.settings.shutdown_grace_s),
             *([self.rest.stop()] if self.rest is not None else []),
+            return_exceptions=True,
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                log.error("a listener did not stop cleanly", exc_info=outcome)
         await self.core.close()
         if self.metrics_server is not None:  # last: scrapes still see the drain
             await self.metrics_server.stop()

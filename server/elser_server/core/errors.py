@@ -124,5 +124,9 @@ def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.
     )
 
 
+def shutting_down() -> ElserError:
+    return unavailable("the server is shutting down: retry on another instance", "SHUTTING_DOWN")
+
+
 def internal(reason: str, error_reason: str = "INTERNAL") -> ElserError:
     return ElserError(Code.INTERNAL, reason, "status_exception", 500, error_reason)

@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from elser_server.core import errors
+
 WATCHER_QUEUE_SIZE = 16
 
 
@@ -51,10 +53,14 @@ class DeploymentEvent:
 
 
 class _Subscription:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[DeploymentEvent | None] = asyncio.Queue(WATCHER_QUEUE_SIZE)
+    """A watcher's queue: events, then None (the stream ends) or an error (the stream fails with it)."""
 
-    def offer(self, item: DeploymentEvent | None) -> None:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[DeploymentEvent | errors.ElserError | None] = asyncio.Queue(
+            WATCHER_QUEUE_SIZE
+        )
+
+    def offer(self, item: DeploymentEvent | errors.ElserError | None) -> None:
         if self.queue.full():
             self.queue.get_nowait()  # drop the oldest snapshot; the newer one supersedes it
         self.queue.put_nowait(item)
@@ -66,6 +72,7 @@ class EventHub:
     def __init__(self) -> None:
         self._latest: dict[str, DeploymentEvent] = {}
         self._subscribers: dict[str, set[_Subscription]] = {}
+        self._shut_down = False
 
     def publish(self, event: DeploymentEvent) -> None:
         self._latest[event.deployment_id] = event
@@ -79,13 +86,25 @@ class EventHub:
             sub.offer(final)
             sub.offer(None)
 
+    def shut_down(self) -> None:
+        """The server is stopping: every watch fails with `shutting_down()` now (so watchers reconnect elsewhere
+        instead of holding the shutdown), and so does every later one."""
+        self._shut_down = True
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.offer(errors.shutting_down())
+
     async def watch(self, deployment_id: str, initial: DeploymentEvent) -> AsyncIterator[DeploymentEvent]:
+        if self._shut_down:
+            raise errors.shutting_down()
         sub = _Subscription()
         self._subscribers.setdefault(deployment_id, set()).add(sub)
         try:
             yield self._latest.get(deployment_id, initial)
-            while (event := await sub.queue.get()) is not None:
-                yield event
+            while (item := await sub.queue.get()) is not None:
+                if isinstance(item, errors.ElserError):
+                    raise item
+                yield item
         finally:
             subs = self._subscribers.get(deployment_id)
             if subs is not None:

@@ -164,6 +164,7 @@ class InferenceCore:
         self._allocator_task: asyncio.Task[None] | None = None
         self._readiness_listeners: list[Callable[[bool], None]] = []
         self._draining = False
+        self._streams_closing = asyncio.Event()
         self._last_ready = False
         # Tokenization is CPU-bound Rust that releases the GIL: keep it off the event loop.
         self._tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
@@ -197,6 +198,16 @@ class InferenceCore:
         """Stop advertising readiness (health NOT_SERVING) while in-flight work finishes."""
         self._draining = True
         self._notify_readiness()
+
+    def end_streams(self) -> None:
+        """Shutdown, after the drain period: watches fail with SHUTTING_DOWN and bulk streams stop taking
+        messages, so long-lived streams do not hold the listeners' grace period until it runs out."""
+        self._events.shut_down()
+        self._streams_closing.set()
+
+    async def streams_closing(self) -> None:
+        """Returns once `end_streams()` was called: a bulk stream then answers what it read and ends."""
+        await self._streams_closing.wait()
 
     @property
     def ready(self) -> bool:

@@ -280,3 +280,37 @@ async def test_watch_deployment_and_stats(channel: grpc.aio.Channel) -> None:
     assert stats.inference_count == 1 and stats.peak_throughput_per_minute == 1
     assert stats.p99_inference_time_ms > 0
     assert abs(stats.last_access.ToSeconds() - time.time()) < 600
+
+
+async def test_shutdown_ends_watches_and_bulk_streams(core: InferenceCore, channel: grpc.aio.Channel) -> None:
+    await put(channel)
+    endpoints = es_grpc.EndpointServiceStub(channel)
+    inference = is_grpc.InferenceServiceStub(channel)
+    watch = endpoints.WatchDeployment(es_pb2.WatchDeploymentRequest(inference_id="my-elser"))
+    assert (await watch.read()).event.deployment_id == "my-elser"
+    more = asyncio.Event()  # the bulk client has more to send, but only once the test says so
+
+    async def requests() -> object:
+        for i in range(3):
+            yield is_pb2.InferStreamRequest(correlation_id=f"c{i}", inference_id="my-elser", input=["bulk"])
+        await more.wait()
+        yield is_pb2.InferStreamRequest(correlation_id="late", inference_id="my-elser", input=["bulk"])
+
+    bulk = inference.InferStream(requests(), timeout=60)
+    answered = [(await bulk.read()).correlation_id for _ in range(3)]
+    assert answered == ["c0", "c1", "c2"]
+
+    core.end_streams()
+    for call in (watch, bulk):
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await call.read()
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+        info = rich(exc.value)["ErrorInfo"]
+        assert isinstance(info, error_details_pb2.ErrorInfo) and info.reason == "SHUTTING_DOWN"
+    more.set()
+    # New streams are refused at once; unary calls still run until the listener stops.
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await endpoints.WatchDeployment(es_pb2.WatchDeploymentRequest(inference_id="my-elser")).read()
+    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    answer = await inference.Infer(is_pb2.InferRequest(inference_id="my-elser", input=["still served"]))
+    assert len(answer.embeddings) == 1

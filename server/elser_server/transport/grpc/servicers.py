@@ -12,7 +12,7 @@ from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
-from elser_server.core.errors import invalid
+from elser_server.core.errors import invalid, shutting_down
 from elser_server.core.service import ChunkedInputDone, InferenceCore
 from elser_server.transport.grpc import convert
 from elser_server.transport.grpc.errors import rpc_status_of, stream_errors, unary_errors
@@ -173,13 +173,20 @@ class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
                 pending.put_nowait(None)
 
         reader = asyncio.create_task(read())
+        # On shutdown the stream stops reading, answers what it read, then fails with SHUTTING_DOWN: every
+        # message without a response was not processed and can be resent elsewhere.
+        closing = asyncio.create_task(self._core.streams_closing())
+        closing.add_done_callback(lambda _: reader.cancel())
         try:
             while (task := await pending.get()) is not None:
                 response = await task
                 yield response
                 window.release()
+            if reader.cancelled() and closing.done():
+                raise shutting_down()
             await reader  # re-raises a failed read (e.g. the client's half of the stream broke)
         finally:
+            closing.cancel()
             reader.cancel()
             for task in running:
                 task.cancel()
