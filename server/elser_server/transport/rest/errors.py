@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from elser_server.core.errors import Code, ElserError, internal
+from multidict import CIMultiDict
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +47,30 @@ def from_exception(exc: BaseException) -> ElserError:
     return internal("An internal error occurred while handling the request")
 
 
+# The schemes this service accepts, in ES's `WWW-Authenticate` spelling (ES lists Basic first; we have no users).
+AUTHENTICATE_CHALLENGES = ('Bearer realm="security"', "ApiKey")
+
+
 def error_body(error: ElserError) -> dict[str, object]:
-    """`{"error":{"root_cause":[{type,reason}],type,reason[,caused_by]},"status":N}` — root_cause holds the
-    outer exception because the wrapped causes are never ES exceptions themselves."""
-    cause = {"type": error.es_type, "reason": error.reason}
+    """`{"error":{"root_cause":[{type,reason[,header]}],type,reason[,header][,caused_by]},"status":N}` —
+    root_cause holds the outer exception because the wrapped causes are never ES exceptions themselves;
+    `header` is ES's copy of the response headers a security exception carries."""
+    cause: dict[str, object] = {"type": error.es_type, "reason": error.reason}
+    if error.code is Code.UNAUTHENTICATED:
+        cause["header"] = {"WWW-Authenticate": list(AUTHENTICATE_CHALLENGES)}
     detail: dict[str, object] = {"root_cause": [dict(cause)], **cause}
     if isinstance(error, RestError) and error.caused_by is not None:
         detail["caused_by"] = {"type": error.caused_by[0], "reason": error.caused_by[1]}
     return {"error": detail, "status": error.http_status}
 
 
-def error_headers(error: ElserError) -> dict[str, str]:
+def error_headers(error: ElserError) -> CIMultiDict[str]:
     """ES sends no Retry-After; we add it for overload/unavailable so generic HTTP clients back off too.
-    Authentication failures name the scheme to use, as ES does."""
+    Authentication failures send one `WWW-Authenticate` per accepted scheme, as ES does."""
+    headers: CIMultiDict[str] = CIMultiDict()
     if error.code is Code.UNAUTHENTICATED:
-        return {"WWW-Authenticate": "ApiKey"}
-    if error.retry_after_s is not None and error.http_status in (429, 503):
-        return {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))}
-    return {}
+        for challenge in AUTHENTICATE_CHALLENGES:
+            headers.add("WWW-Authenticate", challenge)
+    elif error.retry_after_s is not None and error.http_status in (429, 503):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    return headers
