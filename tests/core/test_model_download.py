@@ -175,3 +175,23 @@ async def test_killed_download_leaves_nothing_that_is_used(
     installed = await asyncio.to_thread(install, repo_server.url, ".elser_model_2", cache)
     ModelPackage.load(installed, verify=True)
     assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the stale temp dir was removed
+
+
+async def test_close_cancels_a_running_download(repo_server: SlowRepository, tmp_path: Path) -> None:
+    repo_server.delay_s = 0.3  # the model file would take several seconds more
+    core = make_core(repo_server.url, tmp_path)
+    await core.start()
+    put = asyncio.create_task(core.put_endpoint("m", "sparse_embedding", BODY, timeout_s=120))
+    async with asyncio.timeout(30):
+        while repo_server.onnx_bytes_sent == 0:
+            await asyncio.sleep(0.02)
+    await core.close()
+    with pytest.raises((ElserError, asyncio.CancelledError)):
+        await put
+    cache = tmp_path / "models"
+    async with asyncio.timeout(30):  # the install thread stops at its next read and removes its temp dir
+        while any(cache.glob(".elser_model_2.*")):
+            await asyncio.sleep(0.05)
+    assert not (cache / "elser_model_2").exists()
+    size = (repo_server.root / "elser_model_2.model.onnx").stat().st_size
+    assert repo_server.onnx_bytes_sent < size

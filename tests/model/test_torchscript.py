@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +30,7 @@ from elser_server.core.models import ModelManager
 from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.default import WHEEL_FILE, extract_checkpoint
-from elser_server.model.package import ModelPackage
+from elser_server.model.package import InstallCancelled, ModelPackage
 from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
 from support import REPO_ROOT
@@ -327,3 +328,19 @@ def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_
     assert converting == [True]
     ModelPackage.load(target, verify=True)
     assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the killed install's temp dir is gone
+
+
+@needs_torch
+@pytest.mark.slow
+@pytest.mark.model
+def test_cancel_kills_a_running_conversion(es_repository: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cancel = threading.Event()
+
+    def cancel_once_converting() -> None:
+        # Soon after the child starts: long before it can have converted, traced and verified the model.
+        threading.Timer(0.2, cancel.set).start()
+
+    with pytest.raises(InstallCancelled):
+        install(es_repository, ".elser_model_2", cache, converting=cancel_once_converting, cancel=cancel)
+    assert list(cache.iterdir()) == []  # neither the package nor the install's temp dir

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from elser_server.core.errors import Code, ElserError
+from elser_server.core.errors import Code, ElserError, shutting_down
 from elser_server.core.observer import CoreObserver
-from elser_server.model.package import ModelFileNotFound, ModelPackage, PackageError
+from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
 from elser_server.runtime.session import SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
@@ -63,6 +64,7 @@ class ModelManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
         self._converting: dict[str, list[Callable[[], None]]] = {}
+        self._cancel_installs = threading.Event()
 
     async def get(
         self,
@@ -106,6 +108,11 @@ class ModelManager:
             if on_converting is not None:
                 converting_listeners.remove(on_converting)
 
+    def cancel_installs(self) -> None:
+        """Shutdown: running downloads stop at their next piece and conversions are killed, so the process does
+        not wait for them to finish; later installs fail at once."""
+        self._cancel_installs.set()
+
     def _report(self, model_id: str, done: int, total: int) -> None:
         if self._observer is not None:
             self._observer.download_progress(model_id, done, total)
@@ -127,10 +134,13 @@ class ModelManager:
                 progress,
                 converting=converting,
                 quantize=self.convert_quantize,
+                cancel=self._cancel_installs,
             )
             package = ModelPackage.load(package_dir, verify=True)
         except ModelFileNotFound as exc:
             raise model_not_found(model_id) from exc
+        except InstallCancelled as exc:
+            raise shutting_down() from exc
         except PackageError as exc:
             raise ElserError(
                 Code.FAILED_PRECONDITION,

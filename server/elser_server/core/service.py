@@ -182,6 +182,7 @@ class InferenceCore:
         log.info("core started with %d endpoints", len(self._endpoints))
 
     async def close(self) -> None:
+        self._models.cancel_installs()
         if self._allocator_task is not None:
             self._allocator_task.cancel()
         self._draining = True
@@ -234,7 +235,9 @@ class InferenceCore:
         async with self._lock(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
-            deployment = await self._deployment_started(endpoint, timeout_s or self._limits.put_timeout_s)
+            deployment = await self._deployment_started(
+                endpoint, self._limits.put_timeout_s if timeout_s is None else timeout_s
+            )
             await self._validation_inference(endpoint, deployment)
             await asyncio.to_thread(self._store.insert, endpoint)
             self._endpoints[inference_id] = endpoint
@@ -448,7 +451,8 @@ class InferenceCore:
         limit = self._limits.max_inputs_per_request
         if len(inputs) > limit:
             raise invalid(
-                f"Too many inputs [{len(inputs)}]: at most [{limit}] are accepted per request",
+                f"Validation Failed: 1: Too many inputs [{len(inputs)}]: at most [{limit}] are accepted per "
+                "request;",
                 es_type="action_request_validation_exception",
                 field="input",
                 error_reason="TOO_MANY_INPUTS",

@@ -20,14 +20,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from elser_server.model.convert import CONVERTER_VERSION, QUANTIZATIONS
-from elser_server.model.package import METADATA_FILE, ModelPackage, PackageError, write_json
+from elser_server.model.package import (
+    METADATA_FILE,
+    InstallCancelled,
+    ModelPackage,
+    PackageError,
+    write_json,
+)
 
 ES_VOCAB_MAX_BYTES = 10 * 1024 * 1024  # ES's limit on a vocabulary file
+CANCEL_POLL_S = 0.2  # how soon a cancelled conversion's child is killed
 HF_FILES = ("config.json", "model.safetensors")
 HF_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 HF_OPTIONAL_FILES = ("tokenizer_config.json",)
@@ -112,6 +120,7 @@ def install_converted(
     fetch_small: Fetched,
     converting: Callable[[], None] | None,
     quantize: str,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Download an ES or HF entry into `work`, convert it in a child process and return the package directory
     (inside `work`; the caller moves it into the cache)."""
@@ -138,7 +147,7 @@ def install_converted(
         flags += ["--license", str(metadata.get("license", "unknown"))]
     if converting is not None:
         converting()
-    run_conversion([*command, *flags])
+    run_conversion([*command, *flags], cancel)
     # metadata.json is not among the checksummed files, so these additions keep the package valid.
     recorded = {**ModelPackage.load(package, verify=False).metadata}
     recorded["repository_fingerprint"] = source_fingerprint(metadata, quantize)
@@ -148,23 +157,38 @@ def install_converted(
     return package
 
 
-def run_conversion(args: list[str]) -> None:
-    """`elser-model ARGS` in a child process; its error message becomes the PackageError's."""
+def run_conversion(args: list[str], cancel: threading.Event | None = None) -> None:
+    """`elser-model ARGS` in a child process; its error message becomes the PackageError's. Setting `cancel`
+    kills the child (InstallCancelled)."""
     with tempfile.TemporaryFile() as stderr:
-        result = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "elser_server.model.cli", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            check=False,
         )
-        if result.returncode == 0:
+        try:
+            while (returncode := _wait(child, CANCEL_POLL_S)) is None:
+                if cancel is not None and cancel.is_set():
+                    raise InstallCancelled("the conversion was cancelled")
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if returncode == 0:
             return
         stderr.seek(0)
         lines = stderr.read().decode("utf-8", "replace").strip().splitlines()
     errors = [line for line in lines if line.startswith("elser-model")]
-    detail = errors[-1] if errors else "\n".join(lines[-5:]) or f"exit status {result.returncode}"
+    detail = errors[-1] if errors else "\n".join(lines[-5:]) or f"exit status {returncode}"
     raise PackageError(f"conversion failed: {detail}")
+
+
+def _wait(child: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    try:
+        return child.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def replace_dir(src: Path, target: Path) -> None:

@@ -24,6 +24,10 @@ class PackageError(Exception):
     """A model package or repository entry is missing, corrupt or malformed."""
 
 
+class InstallCancelled(Exception):
+    """An install stopped on request (the server is shutting down); nothing was installed."""
+
+
 class ModelFileNotFound(PackageError):
     """The repository has no such file (HTTP 404 or a missing local file)."""
 

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from elser_server.model.foreign import (
 from elser_server.model.http_source import HttpSource
 from elser_server.model.package import (
     METADATA_FILE,
+    InstallCancelled,
     ModelFileNotFound,
     ModelPackage,
     PackageError,
@@ -39,7 +41,7 @@ from elser_server.model.package import (
 
 _ID = re.compile(r"\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_CHUNK = 1 << 20
+_CHUNK = 64 << 10  # small reads: a cancelled install stops within one of them
 
 
 class FileSource(Protocol):
@@ -148,6 +150,7 @@ def install(
     *,
     converting: Callable[[], None] | None = None,
     quantize: str = "none",
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Install `model_id` from a repository into `cache_dir/<name>` and return that package directory.
 
@@ -155,7 +158,8 @@ def install(
     place, so a crash or a corrupt download never leaves a half-installed package. An installed package whose
     metadata matches the repository's is reused. Elasticsearch (TorchScript) and Hugging Face entries are
     downloaded, converted in a child process (`converting` is called when that starts; `quantize` applies) and
-    cached as a package: the same entry is converted only once."""
+    cached as a package: the same entry is converted only once. Setting `cancel` stops a download at its next
+    piece and kills a running conversion (InstallCancelled)."""
     source = open_repository(repo)
     name = repo_name(model_id)
     metadata = read_entry(source, model_id)
@@ -187,6 +191,8 @@ def install(
 
     def advanced(n: int) -> None:
         nonlocal done
+        if cancel is not None and cancel.is_set():
+            raise InstallCancelled(f"installing {model_id} was cancelled")
         done += n
         if progress is not None:
             progress(done, total)
@@ -204,7 +210,7 @@ def install(
     try:
         if foreign:
             package = install_converted(
-                name, model_id, metadata, tmp, fetch, fetch_small, converting, quantize
+                name, model_id, metadata, tmp, fetch, fetch_small, converting, quantize, cancel
             )
             replace_dir(package, target)
         else:
