@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -12,7 +13,9 @@ from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser.v1 import types_pb2
+from elser_server.core.deployment import Deployment
 from elser_server.core.service import InferenceCore
+from elser_server.core.types import Priority
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -314,3 +317,29 @@ async def test_shutdown_ends_watches_and_bulk_streams(core: InferenceCore, chann
     assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     answer = await inference.Infer(is_pb2.InferRequest(inference_id="my-elser", input=["still served"]))
     assert len(answer.embeddings) == 1
+
+
+async def test_infer_stream_messages_are_bulk_unless_asked(
+    channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await put(channel)
+    lanes: list[Priority] = []
+    embed = Deployment.embed
+
+    async def recording(self: Deployment, encodings: Any, *, priority: Priority, **rest: Any) -> Any:
+        lanes.append(priority)
+        return await embed(self, encodings, priority=priority, **rest)
+
+    monkeypatch.setattr(Deployment, "embed", recording)
+
+    async def requests() -> object:
+        yield is_pb2.InferStreamRequest(correlation_id="auto", inference_id="my-elser", input=["small"])
+        interactive = types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_INTERACTIVE)
+        yield is_pb2.InferStreamRequest(
+            correlation_id="asked", inference_id="my-elser", input=["small"], options=interactive
+        )
+
+    stub = is_grpc.InferenceServiceStub(channel)
+    responses = [r async for r in stub.InferStream(requests(), timeout=60)]
+    assert [r.correlation_id for r in responses] == ["auto", "asked"]
+    assert lanes == [Priority.BULK, Priority.INTERACTIVE]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
@@ -14,6 +15,7 @@ from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser_server.core.errors import invalid, shutting_down
 from elser_server.core.service import ChunkedInputDone, InferenceCore
+from elser_server.core.types import Priority
 from elser_server.transport.grpc import convert
 from elser_server.transport.grpc.errors import rpc_status_of, stream_errors, unary_errors
 
@@ -35,6 +37,14 @@ def _deadline(context: Context) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
+def _put_timeout(context: Context) -> float | None:
+    """How long PUT waits for the deployment: the caller's deadline, less a margin so the server's answer (ES's
+    "Timed out after […] waiting for model deployment to start" with ErrorInfo) arrives before the client gives
+    up on its own. No deadline: the server's default (ES's 30 s)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else remaining - min(1.0, remaining * 0.1)
+
+
 class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
     def __init__(self, core: InferenceCore) -> None:
         self._core = core
@@ -47,7 +57,7 @@ class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
             request.inference_id,
             convert.task_type_arg(request.task_type),
             convert.endpoint_body(request.endpoint),
-            timeout_s=context.time_remaining(),
+            timeout_s=_put_timeout(context),
         )
         return es_pb2.PutEndpointResponse(
             endpoint=convert.endpoint_proto(result.endpoint), warnings=result.warnings
@@ -134,12 +144,15 @@ class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
     async def _stream_item(
         self, request: is_pb2.InferStreamRequest, deadline: float | None
     ) -> is_pb2.InferStreamResponse:
+        options = convert.infer_options(request.options)
+        if options.priority is Priority.AUTO:  # a stream is bulk ingest: it must not compete with queries
+            options = dataclasses.replace(options, priority=Priority.BULK)
         try:
             embeddings = await self._core.infer(
                 request.inference_id,
                 convert.task_type_arg(request.task_type),
                 list(request.input),
-                convert.infer_options(request.options),
+                options,
                 deadline=deadline,
             )
         except Exception as error:
