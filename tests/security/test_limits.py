@@ -36,7 +36,10 @@ async def test_limits_answer_clear_errors(
         with pytest.raises(grpc.aio.AioRpcError) as too_many:
             await stub.Infer(is_pb2.InferRequest(inference_id=DEFAULT_ID, input=["a", "b", "c"]))
         assert too_many.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert too_many.value.details() == "Validation Failed: 1: Too many inputs [3]: at most [2] are accepted per request;"
+        assert (
+            too_many.value.details()
+            == "Validation Failed: 1: Too many inputs [3]: at most [2] are accepted per request;"
+        )
 
         with pytest.raises(grpc.aio.AioRpcError) as too_long:
             await stub.Infer(is_pb2.InferRequest(inference_id=DEFAULT_ID, input=["short", "x" * 11]))
@@ -58,7 +61,10 @@ async def test_limits_answer_clear_errors(
             assert response.status == 400
             error = (await response.json())["error"]
             assert error["type"] == "action_request_validation_exception"
-            assert error["reason"] == "Validation Failed: 1: Too many inputs [3]: at most [2] are accepted per request;"
+            assert (
+                error["reason"]
+                == "Validation Failed: 1: Too many inputs [3]: at most [2] are accepted per request;"
+            )
         async with http.post(url, json={"input": "x" * 11}) as response:
             assert response.status == 400
             assert (await response.json())["error"]["reason"] == (

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -50,7 +51,7 @@ VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new 
 # Endpoints stored before ES 8.16 have no chunking settings and chunk as word 250/100.
 LEGACY_CHUNKING = ChunkingSettings(Strategy.WORD, max_chunk_size=250, overlap=100)
 INLINE_TOKENIZE_CHARS = 2000  # ≈ 20 µs of tokenization
-CHUNK_WINDOW = 16  # chunks of one input queued at a time: small, so the first results stream out early
+CHUNK_WINDOW = 16  # chunks queued at a time: small, so the first results stream out early
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,8 @@ class InferenceCore:
     ) -> AsyncIterator[ChunkEmbedding | ChunkedInputDone]:
         """Chunk each input (the endpoint's settings, or `chunking_settings` when given) and embed every chunk
         through the shared queue. Results stream in input and chunk order; one input failing does not fail the
-        others. Work advances window by window, so memory stays bounded whatever the text length."""
+        others. Work advances window by window (windows span inputs), so memory stays bounded whatever the text
+        length."""
         requested = parse_task_type(task_type) if task_type is not None else None
         endpoint = self._get(inference_id)
         check_infer_task_type(endpoint, requested)
@@ -333,8 +335,8 @@ class InferenceCore:
         loop = asyncio.get_running_loop()
         priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
 
-        async def embed_window(text: str, window: list[Chunk]) -> list[SparseEmbedding]:
-            pieces = [c.text(text) for c in window]
+        async def embed_window(window: list[tuple[int, Chunk]]) -> list[SparseEmbedding]:
+            pieces = [c.text(inputs[index]) for index, c in window]
             encodings = await self._tokenize(model.tokenizer, pieces)
             rows = await deployment.embed(
                 encodings, priority=priority, deadline=deadline, options=row_options
@@ -344,27 +346,52 @@ class InferenceCore:
                 for r, e in zip(rows, encodings, strict=True)
             ]
 
-        for index, text in enumerate(inputs):
-            chunks = await loop.run_in_executor(self._tokenize_pool, chunk, text, settings)
-            windows = [chunks[i : i + CHUNK_WINDOW] for i in range(0, len(chunks), CHUNK_WINDOW)]
-            # One window is always queued ahead of the one being streamed, so the allocations never idle.
-            pending = [asyncio.ensure_future(embed_window(text, w)) for w in windows[:2]]
-            sent = 0
-            try:
-                for w_index in range(len(windows)):
-                    embeddings = await pending[w_index]
-                    if w_index + 2 < len(windows):
-                        pending.append(asyncio.ensure_future(embed_window(text, windows[w_index + 2])))
-                    for c, emb in zip(windows[w_index], embeddings, strict=True):
-                        yield ChunkEmbedding(index, sent, c, emb)
+        async def windows() -> AsyncGenerator[list[tuple[int, Chunk]], None]:
+            # Windows span inputs, so many short inputs share one batch instead of one call each.
+            window: list[tuple[int, Chunk]] = []
+            for index, text in enumerate(inputs):
+                for c in await loop.run_in_executor(self._tokenize_pool, chunk, text, settings):
+                    window.append((index, c))
+                    if len(window) == CHUNK_WINDOW:
+                        yield window
+                        window = []
+            if window:
+                yield window
+
+        source = windows()
+        # One window is always queued ahead of the one being streamed, so the allocations never idle.
+        pending: deque[tuple[list[tuple[int, Chunk]], asyncio.Future[list[SparseEmbedding]]]] = deque()
+
+        async def queue_ahead() -> None:
+            while len(pending) < 2 and (window := await anext(source, None)) is not None:
+                pending.append((window, asyncio.ensure_future(embed_window(window))))
+
+        failed: dict[int, ElserError] = {}  # a failed window fails the inputs it held, not the others
+        current, sent = 0, 0  # the input being streamed and how many of its chunks were sent
+        try:
+            await queue_ahead()
+            while pending:
+                window, future = pending.popleft()
+                try:
+                    embeddings = await future
+                except ElserError as exc:
+                    for index, _ in window:
+                        failed.setdefault(index, exc)
+                await queue_ahead()
+                for position, (index, c) in enumerate(window):
+                    while current < index:  # inputs before this one are complete (or had no chunks)
+                        yield ChunkedInputDone(current, sent, failed.get(current))
+                        current, sent = current + 1, 0
+                    if index not in failed:
+                        yield ChunkEmbedding(index, sent, c, embeddings[position])
                         sent += 1
-            except ElserError as exc:
-                yield ChunkedInputDone(index, sent, exc)
-                continue
-            finally:
-                for task in pending:
-                    task.cancel()
-            yield ChunkedInputDone(index, sent)
+            while current < len(inputs):
+                yield ChunkedInputDone(current, sent, failed.get(current))
+                current, sent = current + 1, 0
+        finally:
+            for _, future in pending:
+                future.cancel()
+            await source.aclose()
 
     # --- deployments: watch and stats -------------------------------------------------------------------------
 
