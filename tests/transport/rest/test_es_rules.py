@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from es_bodies import ES_BODY
+from es_bodies import ELSER_BODY, ES_BODY
 
 MODEL = ".elser_model_2"
 
@@ -98,6 +98,22 @@ CASES: list[tuple[str, str, Any, int, str, str]] = [
         400,
         "status_exception",
         "Missing required field [service_settings]",
+    ),
+    (
+        "PUT",
+        "/_inference/text_embedding/x",
+        ES_BODY,
+        400,
+        "status_exception",
+        "The [elasticsearch] service does not support task type [text_embedding]",
+    ),
+    (
+        "PUT",
+        "/_inference/text_embedding/x",
+        ELSER_BODY,
+        400,
+        "status_exception",
+        "The [elser] service does not support task type [text_embedding]",
     ),
     # §2.4 unknown keys
     (
@@ -211,6 +227,68 @@ CASES: list[tuple[str, str, Any, int, str, str]] = [
         "Error parsing request config, model id does not match any models available on this platform. "
         "Was [.elser_model_1]. You may need to use a platform agnostic model.",
     ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_threads=1, adaptive_allocations={"enabled": True, "k": 1}),
+        400,
+        "validation_exception",
+        validation("[adaptive_allocations] does not allow the setting [k]"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_allocations=1, num_threads="1"),
+        400,
+        "validation_exception",
+        validation(
+            "field [num_threads] is not of the expected type. The value [1] cannot be converted to a [Integer]"
+        ),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_allocations=1, num_threads=1.5),
+        400,
+        "validation_exception",
+        validation(
+            "field [num_threads] is not of the expected type. The value [1.5] cannot be converted to a [Integer]"
+        ),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_allocations=1, num_threads=1, model_id=""),
+        400,
+        "validation_exception",
+        validation("[service_settings] Invalid value empty string. [model_id] must be a non-empty string"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        # -1 is ES's "unset" placeholder (§1.6), so -2 is the first value that is below zero.
+        settings(num_threads=1, adaptive_allocations={"enabled": True, "min_number_of_allocations": -2}),
+        400,
+        "validation_exception",
+        validation("[min_number_of_allocations] must be a non-negative integer or null"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_threads=1, adaptive_allocations={"enabled": True, "max_number_of_allocations": 0}),
+        400,
+        "validation_exception",
+        validation("[max_number_of_allocations] must be a positive integer or null"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        settings(num_allocations=1, num_threads=1, model_id="foo"),
+        400,
+        "illegal_argument_exception",
+        "Error parsing request config, model id does not match any models available on this platform. "
+        "Was [foo]. You may need to load it into the cluster using eland.",
+    ),
     # §2.7 existence, task-type checks, reserved endpoints
     (
         "PUT",
@@ -291,6 +369,24 @@ CASES: list[tuple[str, str, Any, int, str, str]] = [
         400,
         "status_exception",
         "[.elser-2-elasticsearch] is a reserved inference endpoint. Cannot delete a reserved inference endpoint.",
+    ),
+    # §1.6 _update
+    (
+        "PUT",
+        "/_inference/existing/_update",
+        {"service_settings": {"num_allocations": 2, "adaptive_allocations": {"enabled": True}}},
+        400,
+        "validation_exception",
+        validation("[number_of_allocations] cannot be set if adaptive allocations is enabled"),
+    ),
+    (
+        # es-compat §1.6 gives the 404 and its type; the text is unverified there, ours is §2.7's.
+        "PUT",
+        "/_inference/nope/_update",
+        {"service_settings": {"num_allocations": 2}},
+        404,
+        "resource_not_found_exception",
+        "Inference endpoint not found [nope]",
     ),
     # §1.5 inference request
     (
@@ -410,6 +506,113 @@ CASES: list[tuple[str, str, Any, int, str, str]] = [
         "validation_exception",
         validation("Word based chunking settings can not have the following settings: [foo]"),
     ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="x"),
+        400,
+        "illegal_argument_exception",
+        "Invalid chunkingStrategy x",
+    ),
+    *[
+        (
+            "PUT",
+            "/_inference/sparse_embedding/x",
+            chunking(strategy=strategy, **extra),
+            400,
+            "validation_exception",
+            validation("[chunking_settings] does not contain the required setting [max_chunk_size]"),
+        )
+        for strategy, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
+    ],
+    *[
+        (
+            "PUT",
+            "/_inference/sparse_embedding/x",
+            chunking(strategy=strategy, max_chunk_size=0, **extra),
+            400,
+            "validation_exception",
+            validation("[chunking_settings] Invalid value [0]. [max_chunk_size] must be a positive integer"),
+        )
+        for strategy, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
+    ],
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="word", max_chunk_size=10, overlap=0),
+        400,
+        "validation_exception",
+        validation("[chunking_settings] Invalid value [0]. [overlap] must be a positive integer"),
+    ),
+    (
+        # max/2 is integer division: 11 allows at most 5.
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="word", max_chunk_size=11, overlap=6),
+        400,
+        "validation_exception",
+        validation(
+            "[chunking_settings] Invalid value [6.0]. [overlap] must be a less than or equal to [5.0]"
+        ),
+    ),
+    (
+        # An invalid max_chunk_size is the only error: the overlap is then not checked.
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="word", max_chunk_size=5, overlap=3),
+        400,
+        "validation_exception",
+        validation(
+            "[chunking_settings] Invalid value [5.0]. [max_chunk_size] must be a greater than or equal to "
+            "[10.0]"
+        ),
+    ),
+    *[
+        (
+            "PUT",
+            "/_inference/sparse_embedding/x",
+            chunking(strategy="sentence", max_chunk_size=20, sentence_overlap=value),
+            400,
+            "validation_exception",
+            validation(
+                f"field [sentence_overlap] is not of the expected type. The value [{shown}] cannot be converted "
+                "to a [Integer]"
+            ),
+        )
+        for value, shown in (("1", "1"), (0.5, "0.5"))
+    ],
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="sentence", max_chunk_size=20, foo=1, bar=2),
+        400,
+        "validation_exception",
+        validation("Sentence based chunking settings can not have the following settings: [foo, bar]"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="recursive", max_chunk_size=20, foo=1),
+        400,
+        "validation_exception",
+        validation("Recursive chunking settings can not have the following settings: [foo]"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="recursive", max_chunk_size=20, separators=["\n"], separator_group="markdown"),
+        400,
+        "validation_exception",
+        validation("Recursive chunking settings can not have both separators and separator_group"),
+    ),
+    (
+        "PUT",
+        "/_inference/sparse_embedding/x",
+        chunking(strategy="recursive", max_chunk_size=20, separators=[]),
+        400,
+        "validation_exception",
+        validation("Recursive chunking settings can not have an empty list of separators"),
+    ),
 ]
 
 
@@ -426,3 +629,12 @@ async def test_rule(
     cause = {"type": es_type, "reason": reason}
     assert payload == {"error": {"root_cause": [cause], **cause}, "status": status}
     assert response.status == status
+
+
+@pytest.mark.parametrize("inference_id", ["a", "a.b"])
+async def test_valid_id(http: aiohttp.ClientSession, inference_id: str) -> None:
+    """§2.2: one character is enough, and dots are allowed inside an id."""
+    async with http.put(f"/_inference/sparse_embedding/{inference_id}", json=ES_BODY) as response:
+        body = await response.json()
+    assert response.status == 200
+    assert body["inference_id"] == inference_id
