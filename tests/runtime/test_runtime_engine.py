@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from elser_server.model.package import ModelPackage
+from elser_server.runtime.batching import plan_batches
 from elser_server.runtime.engine import Engine
 from elser_server.runtime.session import RunHandle, SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
@@ -12,13 +15,68 @@ from elser_server.runtime.tokenizer import Tokenizer
 TEXTS = [f"the dog {'and the cat ' * (i % 11)} water {i}" for i in range(60)]
 
 
-def test_session_pads_to_batch_longest(tiny_package: ModelPackage) -> None:
+class _FeedSpy:
+    """Stands in for SpladeSession._session, recording what each run is fed."""
+
+    def __init__(self, inner: ort.InferenceSession) -> None:
+        self.inner = inner
+        self.fed: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray], run_options: Any = None) -> Any:
+        self.fed.append((feeds["input_ids"].copy(), feeds["attention_mask"].copy()))
+        return self.inner.run(output_names, feeds, run_options)
+
+
+def _check_padding(fed: list[tuple[np.ndarray, np.ndarray]], batch: list[np.ndarray]) -> None:
+    """Each call is padded to its own longest row, with zero ids and a zero mask after each row's tokens; together the
+    calls feed every input exactly once."""
+    rows = []
+    for input_ids, mask in fed:
+        assert input_ids.shape == mask.shape and input_ids.dtype == mask.dtype == np.int64
+        lengths = mask.sum(axis=1)
+        assert input_ids.shape[1] == lengths.max(), "padded beyond this batch's longest input"
+        for row, n in zip(input_ids, lengths, strict=True):
+            assert (row[n:] == 0).all()
+            rows.append(row[:n].tolist())
+        np.testing.assert_array_equal(mask, np.arange(mask.shape[1]) < lengths[:, None])
+    assert sorted(rows) == sorted(ids.tolist() for ids in batch)
+
+
+def test_session_pads_to_batch_longest(tiny_package: ModelPackage, monkeypatch: pytest.MonkeyPatch) -> None:
     session = SpladeSession(tiny_package, num_threads=1)
+    spy = _FeedSpy(session._session)
+    monkeypatch.setattr(session, "_session", spy)
     ids = [e.ids for e in Tokenizer.from_file(tiny_package.tokenizer_path).encode_batch(TEXTS[:5])]
+    assert len({len(i) for i in ids}) == 5, "inputs of different lengths, so padding is exercised"
     out = session.run(ids)
     assert out.shape == (5, tiny_package.vocab_size) and out.dtype == np.float32
+    assert len(spy.fed) == 1
+    _check_padding(spy.fed, ids)
+    spy.fed.clear()
     assert session.run([]).shape == (0, tiny_package.vocab_size)
-    np.testing.assert_allclose(out, session.run_batched(ids, token_budget=16), atol=1e-5)
+    assert not spy.fed
+    for budget in (16, 32):
+        np.testing.assert_allclose(out, session.run_batched(ids, token_budget=budget), atol=1e-5)
+        assert len(spy.fed) == len(plan_batches([len(i) for i in ids], budget))
+        _check_padding(spy.fed, ids)
+        if budget == 32:  # groups of two inputs of different lengths: the shorter one is padded
+            assert any(len(set(mask.sum(axis=1).tolist())) > 1 for _, mask in spy.fed)
+        spy.fed.clear()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_session_options(tiny_package: ModelPackage, threads: int) -> None:
+    for shared in (None, SharedWeights(tiny_package.model_path)):
+        opts = SpladeSession(tiny_package, num_threads=threads, shared=shared)._session.get_session_options()
+        assert opts.intra_op_num_threads == threads
+        assert opts.inter_op_num_threads == 1
+        assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+        assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if shared is None:
+            with pytest.raises(RuntimeError, match="does not have configuration"):
+                opts.get_session_config_entry("session.disable_prepacking")
+        else:  # shared weights: pre-packing would make private copies of them
+            assert opts.get_session_config_entry("session.disable_prepacking") == "1"
 
 
 def test_shared_weights_give_same_results(tiny_package: ModelPackage) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import tokenizers
 
 # Prefix length (in characters per allowed token) tried before encoding a long text in full.
 _CHARS_PER_TOKEN_CUT = 16
+# How far back from that length a word boundary is looked for before giving up and encoding the full text.
+_CUT_SEARCH = 1000
 
 
 def check_text(text: str) -> None:
@@ -46,6 +50,16 @@ class Tokenizer:
         for token, i in vocab.items():
             self._id_to_token[i] = token
         self._id_to_token_array = np.array(self._id_to_token, dtype=object)
+        added = list(inner.get_added_tokens_decoder().values())
+        self._added = [t.content for t in added]
+        # The prefix shortcut's proof (see _prefix) holds for BERT's per-character normalizer and pre-tokenizer
+        # with added tokens matched verbatim in the raw text; any other tokenizer always encodes the full text.
+        self._cuttable = (
+            isinstance(inner.normalizer, tokenizers.normalizers.BertNormalizer)
+            and isinstance(inner.pre_tokenizer, tokenizers.pre_tokenizers.BertPreTokenizer)
+            and not any(t.normalized or t.lstrip or t.rstrip or t.single_word for t in added)
+        )
+        self._ends_word = lru_cache(maxsize=4096)(self._probe_ends_word)
 
     @classmethod
     def from_file(cls, path: str | Path, max_length: int = 512) -> Tokenizer:
@@ -62,9 +76,9 @@ class Tokenizer:
                 check_text(text)
             except ValueError as err:
                 raise ValueError(f"input {i} {err}") from None
-        # Long texts are first encoded from a prefix cut at whitespace (where the pre-tokenizer splits anyway, so
-        # the prefix's tokens equal the full text's). If that prefix alone overflows, so does the full text and the
-        # result is identical; otherwise the full text is encoded. This keeps a 100,000-character input cheap.
+        # Long texts are first encoded from a prefix cut right after a word boundary, whose tokens are then exactly
+        # the first tokens of the full text (see _prefix). If that prefix alone overflows, so does the full text and
+        # the result is identical; otherwise the full text is encoded. This keeps a 100,000-character input cheap.
         prefixes = [self._prefix(t) for t in texts]
         encoded = self._tok.encode_batch_fast(prefixes, add_special_tokens=True)
         redo = [i for i, e in enumerate(encoded) if prefixes[i] is not texts[i] and not e.overflowing]
@@ -75,13 +89,43 @@ class Tokenizer:
         return [Encoding(np.asarray(e.ids, dtype=np.int64), len(e.overflowing) > 0) for e in encoded]
 
     def _prefix(self, text: str) -> str:
+        """`text` itself, or a prefix of it ending at a word boundary whose tokens are the full text's first ones.
+
+        The prefix ends right after a character c that ends a pre-token whatever follows it (whitespace,
+        punctuation, a CJK ideograph: _probe_ends_word asks the tokenizer itself), and never inside an added token
+        ("[MASK]"). BertNormalizer works character by character (cleaning, CJK spacing, lowercasing, NFD + dropping
+        accents; NFD's reordering only moves combining marks, and c is a starter with no decomposition, so nothing
+        after the cut is moved before it), BertPreTokenizer decides each split from one character, and added
+        tokens are matched in the raw text before all that, so no match crosses the cut. Hence the prefix's words
+        are exactly the full text's first words, all complete, and WordPiece encodes each word on its own: the
+        prefix's tokens are the full text's first tokens. With max_length·16 characters kept, a typical prefix
+        overflows; when it does not, encode_batch encodes the full text."""
         cut = self.max_length * _CHARS_PER_TOKEN_CUT
-        if len(text) <= cut:
+        if not self._cuttable or len(text) <= cut:
             return text
-        for i in range(cut, max(cut - 1000, 0), -1):
-            if text[i].isspace():
+        for i in range(cut, max(cut - _CUT_SEARCH, 0), -1):
+            if self._ends_word(text[i - 1]) and not self._added_token_spans(text, i):
                 return text[:i]
         return text
+
+    def _added_token_spans(self, text: str, i: int) -> bool:
+        """Whether an added token's text occurs across position i (starting before it, ending after it)."""
+        return any(
+            text.find(s, max(i - len(s) + 1, 0), i + len(s) - 1) >= 0 for s in self._added if len(s) > 1
+        )
+
+    def _probe_ends_word(self, c: str) -> bool:
+        """Whether `c` always ends a pre-token, whatever follows it: asked of this tokenizer's own normalizer and
+        pre-tokenizer (Python's isspace and Unicode tables disagree with them: "\\x0b" and "\\x1c" are removed as
+        control characters, not whitespace, and punctuation newer than their tables does not split)."""
+        if unicodedata.combining(c) or unicodedata.decomposition(c)[:1] not in ("", "<"):
+            return False  # NFD could reorder combining marks that follow the cut across it
+        normalizer, pre_tokenizer = self._tok.normalizer, self._tok.pre_tokenizer
+
+        def words(s: str) -> list[str]:
+            return [w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(s))]
+
+        return words(f"x{c}y") == [*words(f"x{c}"), "y"]
 
     def id_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         """Raw vocabulary spellings (e.g. `##ing`), as ES returns them."""
