@@ -17,6 +17,7 @@ from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import InferOptions, Priority
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.sparse import sparsify
+from elser_server.runtime.tokenizer import Tokenizer
 
 BODY = {
     "service": "elasticsearch",
@@ -131,13 +132,23 @@ async def test_expired_deadline_never_runs_the_model(core: InferenceCore) -> Non
     assert deployment.queued == 0
 
 
-async def test_full_queue_rejects_with_retry_hint(tiny_repository: Path, tmp_path: Path) -> None:
+async def test_full_queue_rejects_with_retry_hint(
+    tiny_repository: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     core = make_core(tiny_repository, tmp_path, queue_capacity=4)
     await core.start()
     try:
         await core.put_endpoint("e", None, {**BODY, "task_type": "sparse_embedding"})
+        tokenized: list[int] = []
+        encode_batch = Tokenizer.encode_batch
+        monkeypatch.setattr(
+            Tokenizer,
+            "encode_batch",
+            lambda self, texts: tokenized.append(len(texts)) or encode_batch(self, texts),
+        )
         with pytest.raises(ElserError) as exc:
             await core.infer("e", None, ["a"] * 5)
+        assert tokenized == []  # refused before any CPU was spent on it
         assert exc.value.code is Code.RESOURCE_EXHAUSTED
         assert exc.value.es_type == "es_rejected_execution_exception" and exc.value.http_status == 429
         assert exc.value.retry_after_s and exc.value.retry_after_s > 0
@@ -307,3 +318,23 @@ async def test_a_failed_chunk_window_fails_only_its_inputs(
     assert done[2].error is not None and done[2].chunk_count == 0
     assert done[3].error is None and done[3].chunk_count == 11
     assert [r.input_index for r in results if isinstance(r, ChunkedInputDone)] == [0, 1, 2, 3]
+
+
+async def test_threads_beyond_the_processors_stay_starting_with_the_reason(
+    tiny_repository: Path, tmp_path: Path
+) -> None:
+    core = make_core(tiny_repository, tmp_path, processors=1)
+    await core.start()
+    try:
+        body = {**BODY, "service_settings": {**BODY["service_settings"], "num_threads": 2}}
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("wide", "sparse_embedding", body, timeout_s=2)
+        assert exc.value.http_status == 408
+        watch = core.watch_deployment("wide")
+        async with asyncio.timeout(30):
+            event = await anext(watch)
+        assert event.phase.name == "STARTING" and event.current_allocations == 0
+        assert event.reason == "Could not allocate [2] threads per allocation: this node has [1] processors"
+        await watch.aclose()
+    finally:
+        await core.close()

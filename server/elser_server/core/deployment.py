@@ -262,6 +262,7 @@ class Deployment:
                 f"Could not allocate [{self.num_threads}] threads per allocation: "
                 f"this node has [{self._processors}] processors"
             )
+            self._emit()  # stays starting (as ES) with the reason visible to watchers and stats
             return
         self.state = State.STARTED
         self._started.set()
@@ -335,6 +336,13 @@ class Deployment:
 
     # --- inference -------------------------------------------------------------------------------------------
 
+    def check_room(self, texts: int) -> None:
+        """Reject (ES's 429) when `texts` more would overflow the queue: callers check before tokenizing too,
+        so an overloaded deployment spends no CPU on work it would refuse."""
+        if self._queued + texts > self.queue_capacity:
+            self.stats.rejected_execution_count += 1
+            raise queue_full(retry_after_s=self._retry_hint())
+
     async def embed(
         self,
         encodings: Sequence[Encoding],
@@ -348,9 +356,7 @@ class Deployment:
             raise unavailable(f"deployment [{self.deployment_id}] is stopping", "DEPLOYMENT_STOPPING")
         if self._failure is not None:
             raise self._failure
-        if self._queued + len(encodings) > self.queue_capacity:
-            self.stats.rejected_execution_count += 1
-            raise queue_full(retry_after_s=self._retry_hint())
+        self.check_room(len(encodings))
         if self.target_allocations == 0 and self.state is State.STARTED and self._from_zero is None:
             # Scaled to zero: bring one allocation back; this request waits in the queue meanwhile.
             self._from_zero = asyncio.create_task(self._scale_from_zero())

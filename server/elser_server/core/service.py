@@ -448,6 +448,7 @@ class InferenceCore:
         if deadline is None:
             deadline = time.monotonic() + self._limits.default_timeout_s
         deployment = await self._deployment_for_inference(endpoint, deadline)
+        deployment.check_room(len(inputs))
         model = await self._models.get(deployment.model_id)
         encodings = await self._tokenize(model.tokenizer, inputs)
         lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
