@@ -51,6 +51,31 @@ class Settings(BaseSettings):
     grpc_max_concurrent_streams: int = Field(
         100, ge=0, description="gRPC calls one connection may have open at once (HTTP/2); 0 = unlimited."
     )
+    grpc_keepalive_time_s: float = Field(
+        30.0,
+        gt=0,
+        description="The server pings a gRPC connection silent for this long (dead peers are found).",
+    )
+    grpc_keepalive_timeout_s: float = Field(
+        10.0, gt=0, description="A connection whose keepalive ping is unanswered this long is closed."
+    )
+    grpc_min_client_ping_interval_s: float = Field(
+        10.0, gt=0, description="Clients may ping this often; faster pingers get GOAWAY `too_many_pings`."
+    )
+    grpc_max_connection_idle_s: float = Field(
+        300.0, gt=0, description="A gRPC connection without calls for this long is closed (GOAWAY)."
+    )
+    grpc_max_connection_age_s: float = Field(
+        600.0,
+        gt=0,
+        description="GOAWAY after this long, so long-lived clients re-resolve and spread over replicas.",
+    )
+    grpc_max_connection_age_grace_s: float = Field(
+        30.0, gt=0, description="Calls in flight at a connection's max age get this long to finish."
+    )
+    infer_stream_window: int = Field(
+        64, ge=1, description="InferStream messages read ahead of their responses per stream (flow control)."
+    )
 
     # authentication (off unless keys are configured)
     api_keys_file: Path | None = Field(
@@ -90,6 +115,7 @@ class Settings(BaseSettings):
     max_inputs_per_request: int = Field(1024, ge=1, description="Texts accepted in one inference request.")
     max_input_bytes: int = Field(1 << 20, ge=1, description="UTF-8 bytes accepted per input text.")
     max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest request message/body accepted.")
+    max_response_bytes: int = Field(64 << 20, ge=1024, description="Largest gRPC response message sent.")
     queue_capacity: int = Field(
         10_000, ge=1, description="Queued texts per deployment before rejecting (ES)."
     )

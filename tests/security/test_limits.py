@@ -55,6 +55,7 @@ async def test_limits_answer_clear_errors(
         with pytest.raises(grpc.aio.AioRpcError) as too_big:
             await stub.Infer(is_pb2.InferRequest(inference_id=DEFAULT_ID, input=["y" * 4096]))
         assert too_big.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "larger than max" in (too_big.value.details() or "")
 
         url = f"/_inference/sparse_embedding/{DEFAULT_ID}"
         async with http.post(url, json={"input": ["a", "b", "c"]}) as response:
@@ -92,3 +93,19 @@ async def test_max_concurrent_streams_bounds_calls_per_connection(
         watch.cancel()
         listed = await stub.ListEndpoints(es_pb2.ListEndpointsRequest(), timeout=10)
         assert [e.inference_id for e in listed.endpoints] == [DEFAULT_ID]
+
+
+async def test_response_size_limit_is_a_setting(tiny_repository: Path, tmp_path: Path) -> None:
+    settings = service_settings(tiny_repository, tmp_path, max_response_bytes=4096)
+    async with (
+        running(settings) as service,
+        grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
+    ):
+        stub = is_grpc.InferenceServiceStub(channel)
+        small = await stub.Infer(is_pb2.InferRequest(inference_id=DEFAULT_ID, input=["a"]))
+        assert len(small.embeddings) == 1
+        many = is_pb2.InferRequest(inference_id=DEFAULT_ID, input=[f"text number {i}" for i in range(200)])
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await stub.Infer(many)
+        assert too_big.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "larger than max" in (too_big.value.details() or "")
