@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ssl
 from collections.abc import Iterable
@@ -62,7 +63,8 @@ class ApiKeys:
     """Checks `Authorization` values against the configured keys in constant time per key."""
 
     def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = [k.encode("utf-8") for k in keys]
+        # Digests, not keys: compare_digest on equal-length values does not reveal a key's length either.
+        self._keys = [hashlib.sha256(k.encode("utf-8")).digest() for k in keys]
         if not self._keys:
             raise ValueError("API-key authentication needs at least one key")
 
@@ -79,7 +81,7 @@ class ApiKeys:
             candidates += _decoded_api_key(value)
         matched = False
         for candidate in candidates:
-            presented = candidate.encode("utf-8")
+            presented = hashlib.sha256(candidate.encode("utf-8")).digest()
             for key in self._keys:
                 # No early exit: the time taken does not tell which key (or how much of one) matched.
                 matched |= hmac.compare_digest(presented, key)
