@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 from elser_server.model.package import ModelPackage, PackageError
-from elser_server.model.repository import install, publish, read_metadata, repo_name
+from elser_server.model.repository import (
+    _fetch_verified,
+    install,
+    open_repository,
+    publish,
+    read_metadata,
+    repo_name,
+)
 
 
 def _copy(package: ModelPackage, dst: Path) -> Path:
@@ -107,3 +114,12 @@ def test_file_names_that_escape_are_refused(tiny_package: ModelPackage, tmp_path
 def test_unknown_model_is_a_clear_error(tiny_repository: Path, tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="not found"):
         install(tiny_repository, ".nope", tmp_path)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to fill a device")
+def test_a_full_device_is_a_clear_error(tiny_repository: Path) -> None:
+    source = open_repository(tiny_repository)
+    name = f"{repo_name('.elser_model_2')}.model.onnx"
+    entry = read_metadata(tiny_repository, ".elser_model_2")["files"]["model.onnx"]
+    with pytest.raises(PackageError, match=r"no space left on the device of /dev while installing"):
+        _fetch_verified(source, name, Path("/dev/full"), entry["sha256"], entry["size"], lambda n: None)

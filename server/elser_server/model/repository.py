@@ -7,6 +7,7 @@ converting them once (`foreign.py`)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -230,12 +231,20 @@ def _fetch_verified(
 ) -> None:
     digest = hashlib.sha256()
     written = 0
-    with source.open(name) as src, dst.open("wb") as out:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            written += len(chunk)
-            out.write(chunk)
-            advanced(len(chunk))
+    try:
+        with source.open(name) as src, dst.open("wb") as out:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                written += len(chunk)
+                out.write(chunk)
+                advanced(len(chunk))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PackageError(
+                f"no space left on the device of {dst.parent} while installing {name} "
+                f"({size} bytes needed for this file)"
+            ) from exc
+        raise
     if written != size or digest.hexdigest() != sha256:
         raise PackageError(
             f"{source.describe()}: {name} is corrupt (expected sha256 {sha256} and {size} bytes, "
