@@ -127,6 +127,10 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
     assert _value(samples, "elser_allocations_target", **dep) == 1
     assert _value(samples, "elser_rejections_total", deployment="", reason="auth") == 2
     assert _value(samples, "elser_rejections_total", deployment=ENDPOINT, reason="queue_full") == 0
+    assert _value(samples, "elser_peak_throughput_per_minute", **dep) == 6
+    mean = _value(samples, "elser_inference_time_per_text_seconds", **dep, statistic="mean")
+    p99 = _value(samples, "elser_inference_time_per_text_seconds", **dep, statistic="p99")
+    assert mean > 0 and p99 > 0
     assert _value(samples, "elser_model_download_bytes_total", model=".elser_model_2") > 0
     assert "# TYPE elser_queue_wait_seconds histogram" in text
 

@@ -160,6 +160,16 @@ class _DeploymentCollector(Collector):
             "auth (calls, deployment empty).",
             labels=["deployment", "reason"],
         )
+        peak = GaugeMetricFamily(
+            "elser_peak_throughput_per_minute",
+            "Most texts embedded in one minute since the deployment started (ES peak_throughput_per_minute).",
+            labels=labels,
+        )
+        per_text = GaugeMetricFamily(
+            "elser_inference_time_per_text_seconds",
+            "Model time per text: mean since start, and p99 over the recent texts (ES deployment stats).",
+            labels=["deployment", "statistic"],
+        )
         for endpoint in self._core.get_endpoints():
             report = self._core.deployment_stats(endpoint.inference_id)
             dep, stats = [endpoint.inference_id], report.stats
@@ -172,8 +182,15 @@ class _DeploymentCollector(Collector):
             rejections.add_metric([*dep, "queue_full"], stats.rejected_execution_count)
             rejections.add_metric([*dep, "deadline"], stats.timeout_count)
             rejections.add_metric([*dep, "cancelled"], stats.dropped_count)
+            peak.add_metric(dep, stats.peak_throughput_per_minute)
+            for statistic, value_ms in (
+                ("mean", stats.average_inference_time_ms),
+                ("p99", stats.p99_inference_time_ms),
+            ):
+                if value_ms is not None:
+                    per_text.add_metric([*dep, statistic], value_ms / 1000.0)
         rejections.add_metric(["", "auth"], self._metrics.auth_rejections)
-        yield from (depth, capacity, current, target, inferences, errors, rejections)
+        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text)
 
 
 class MetricsServer:
