@@ -17,7 +17,7 @@ import pytest
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
 from elser_server.core.models import ModelManager
-from elser_server.core.service import InferenceCore
+from elser_server.core.service import BatchingConfig, InferenceCore
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
@@ -195,3 +195,41 @@ async def test_close_cancels_a_running_download(repo_server: SlowRepository, tmp
     assert not (cache / "elser_model_2").exists()
     size = (repo_server.root / "elser_model_2.model.onnx").stat().st_size
     assert repo_server.onnx_bytes_sent < size
+
+
+def settings_body(num_allocations: int, num_threads: int) -> dict[str, object]:
+    service_settings = {
+        "model_id": ".elser_model_2",
+        "num_allocations": num_allocations,
+        "num_threads": num_threads,
+    }
+    return {**BODY, "service_settings": service_settings}
+
+
+async def test_put_after_a_timed_out_put_applies_its_own_settings(
+    repo_server: SlowRepository, tmp_path: Path
+) -> None:
+    repo_server.delay_s = 0.05
+    core = InferenceCore(
+        SqliteEndpointStore(tmp_path / "db.sqlite3"),
+        ModelManager(repo_server.url, tmp_path / "models"),
+        batching=BatchingConfig(processors=2),
+    )
+    await core.start()
+    try:
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("e", "sparse_embedding", settings_body(1, 1), timeout_s=0.2)
+        assert exc.value.http_status == 408
+        # Same model and threads, more allocations: the starting deployment is reused and scaled.
+        put = await core.put_endpoint("e", "sparse_embedding", settings_body(2, 1), timeout_s=60)
+        assert put.endpoint.service_settings.num_allocations == 2
+        assert core.deployment_stats("e").snapshot.target_allocations == 2
+        await core.delete_endpoint("e")
+
+        with pytest.raises(ElserError):
+            await core.put_endpoint("t", "sparse_embedding", settings_body(1, 1), timeout_s=0)
+        # Other threads per allocation: the new PUT wins with a deployment of its own.
+        await core.put_endpoint("t", "sparse_embedding", settings_body(1, 2), timeout_s=60)
+        assert core.deployment_stats("t").threads_per_allocation == 2
+    finally:
+        await core.close()

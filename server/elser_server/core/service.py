@@ -236,9 +236,13 @@ class InferenceCore:
         async with self._lock(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
+            await self._replace_orphan_deployment(endpoint)
             deployment = await self._deployment_started(
                 endpoint, self._limits.put_timeout_s if timeout_s is None else timeout_s
             )
+            wanted = _initial_allocations(endpoint)
+            if deployment.target_allocations != wanted:
+                await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
             await self._validation_inference(endpoint, deployment)
             await asyncio.to_thread(self._store.insert, endpoint)
             self._endpoints[inference_id] = endpoint
@@ -606,6 +610,16 @@ class InferenceCore:
                 "Could not complete inference endpoint creation as validation call to service threw an exception.",
                 error_reason="VALIDATION_INFERENCE_FAILED",
             ) from exc
+
+    async def _replace_orphan_deployment(self, endpoint: Endpoint) -> None:
+        """A deployment without an endpoint was left by a PUT that timed out (ES keeps it starting). A new PUT
+        for the same id reuses it, unless it asks for another model or thread count: then the new PUT wins."""
+        orphan = self._deployments.get(endpoint.inference_id)
+        settings = endpoint.service_settings
+        if orphan is not None and (
+            orphan.model_id != settings.model_id or orphan.num_threads != settings.num_threads
+        ):
+            await self._stop_deployment(endpoint.inference_id)
 
     async def _stop_deployment(self, deployment_id: str) -> None:
         deployment = self._deployments.pop(deployment_id, None)
