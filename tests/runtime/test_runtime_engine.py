@@ -82,6 +82,8 @@ def test_session_options(tiny_package: ModelPackage, threads: int) -> None:
 def test_shared_weights_give_same_results(tiny_package: ModelPackage) -> None:
     shared = SharedWeights(tiny_package.model_path)
     assert shared.values, "the embedding and vocabulary matrices should be shared"
+    data = [p for p in shared.model_path.parent.iterdir() if p != shared.model_path]
+    assert [p.stat().st_blocks for p in data] == [0]  # a sparse placeholder: sessions never read it
     ids = [np.array([2, 40, 50, 3], dtype=np.int64)]
     a = SpladeSession(tiny_package, shared=shared).run(ids)
     b = SpladeSession(tiny_package, shared=shared).run(ids)

@@ -38,7 +38,8 @@ class SharedWeights:
     allocations cost about one copy of the weights instead of N.
 
     Sessions are built from a copy of the model whose large tensors are external data in a temp directory: every
-    one of them is overridden by a shared OrtValue, so no session reads or copies them. Weight pre-packing is off
+    one of them is overridden by a shared OrtValue, so no session reads or copies them (and the data file is
+    a sparse placeholder: no disk copy of the weights). Weight pre-packing is off
     for these sessions, as it would make private copies again (measured: no speed difference)."""
 
     def __init__(self, model_path: str | Path) -> None:
@@ -68,6 +69,13 @@ class SharedWeights:
             ).reshape(tuple(init.dims))
             self._arrays.append(array)
             self.values[init.name] = ort.OrtValue.ortvalue_from_numpy(array)
+        # Every external tensor comes from `values`, so onnxruntime never reads the weights file: it only checks
+        # that it exists and is large enough. A sparse file of the same size holds no disk blocks.
+        weights = self.model_path.parent / _WEIGHTS_FILE
+        size = weights.stat().st_size
+        weights.unlink()
+        with weights.open("wb") as placeholder:
+            placeholder.truncate(size)
 
 
 def _model_path(model: ModelPackage | str | Path) -> Path:
