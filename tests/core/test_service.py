@@ -338,3 +338,21 @@ async def test_threads_beyond_the_processors_stay_starting_with_the_reason(
         await watch.aclose()
     finally:
         await core.close()
+
+
+async def test_a_model_is_unloaded_with_its_last_deployment(tiny_repository: Path, tmp_path: Path) -> None:
+    models = ModelManager(str(tiny_repository), tmp_path / "models")
+    core = InferenceCore(SqliteEndpointStore(tmp_path / "db.sqlite3"), models)
+    await core.start()
+    try:
+        await core.put_endpoint("one", "sparse_embedding", BODY)
+        await core.put_endpoint("two", "sparse_embedding", BODY)
+        assert models.loaded == {".elser_model_2"}
+        await core.delete_endpoint("one")
+        assert models.loaded == {".elser_model_2"}  # "two" still serves it
+        await core.delete_endpoint("two")
+        assert models.loaded == frozenset()
+        again = await core.put_endpoint("three", "sparse_embedding", BODY)  # loads it back from the cache
+        assert again.endpoint.inference_id == "three" and models.loaded == {".elser_model_2"}
+    finally:
+        await core.close()

@@ -108,6 +108,17 @@ class ModelManager:
             if on_converting is not None:
                 converting_listeners.remove(on_converting)
 
+    @property
+    def loaded(self) -> frozenset[str]:
+        """Ids of the models held in memory."""
+        return frozenset(self._loaded)
+
+    def release(self, model_id: str) -> None:
+        """Drop a model no deployment uses any more (its tokenizer and shared weights); a later `get` loads it
+        again from the local cache, without downloading."""
+        if self._loaded.pop(model_id, None) is not None:
+            log.info("model %s unloaded", model_id)
+
     def cancel_installs(self) -> None:
         """Shutdown: running downloads stop at their next piece and conversions are killed, so the process does
         not wait for them to finish; later installs fail at once."""

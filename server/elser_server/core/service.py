@@ -628,6 +628,8 @@ class InferenceCore:
             task.cancel()
         if deployment is not None:
             await deployment.stop(self._batching.stop_grace_s)
+            if all(d.model_id != deployment.model_id for d in self._deployments.values()):
+                self._models.release(deployment.model_id)
         self._notify_readiness()
 
     # --- helpers ---------------------------------------------------------------------------------------------
