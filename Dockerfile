@@ -53,7 +53,9 @@ USER 10001:10001
 STOPSIGNAL SIGTERM
 
 # Liveness of the process (health service ""); start-period covers model load. Readiness is the orchestrator's
-# business (Kubernetes: grpc readinessProbe on elser.v1.InferenceService).
+# business (Kubernetes: grpc readinessProbe on elser.v1.InferenceService). The probe connects as the server's ELSER_*
+# environment says (TLS, first API key); set the server's settings as env, not as arguments, so it sees them
+# (mTLS also needs ELSER_HEALTHCHECK_CLIENT_CERT_FILE/_KEY_FILE: docs/operating.md).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-m", "elser_server.healthcheck", "--timeout-s", "4"]
 

@@ -1,31 +1,56 @@
 """`elser-healthcheck`: exit 0 only if gRPC health reports SERVING.
 
 Used by the image's HEALTHCHECK and as a Kubernetes exec probe where native `grpc:` probes cannot work (they
-speak plaintext only, so a TLS or mTLS listener needs this).
+speak plaintext only, so a TLS or mTLS listener needs this, as does health protected by API keys).
+
+By default the probe connects the way the server's own `ELSER_*` environment says it listens, so a container
+that configures the server once through the environment needs no probe arguments:
+
+- address: `ELSER_HOST` (`localhost` when it is a wildcard or unset) and `ELSER_GRPC_PORT`;
+- TLS when `ELSER_TLS_CERT_FILE` is set; the server certificate is verified against `ELSER_HEALTHCHECK_CA_FILE`,
+  else against `ELSER_TLS_CERT_FILE` itself (the probe pins the server's own certificate), with the name in
+  `ELSER_HEALTHCHECK_TLS_SERVER_NAME` when the certificate is not for the address host;
+- mTLS client certificate: `ELSER_HEALTHCHECK_CLIENT_CERT_FILE` + `ELSER_HEALTHCHECK_CLIENT_KEY_FILE`;
+- API key: the first of the server's keys (`ELSER_API_KEYS_FILE`, then `ELSER_API_KEYS`), sent as
+  `authorization: ApiKey <key>` (needed when `ELSER_AUTH_HEALTH_AND_REFLECTION=true`).
+
+Each command-line flag overrides its environment variable.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from elser_server.security import load_api_keys
+
+# The probe's own settings; the server's ELSER_* settings are read under their server names.
+CA_FILE_ENV = "ELSER_HEALTHCHECK_CA_FILE"
+CLIENT_CERT_FILE_ENV = "ELSER_HEALTHCHECK_CLIENT_CERT_FILE"
+CLIENT_KEY_FILE_ENV = "ELSER_HEALTHCHECK_CLIENT_KEY_FILE"
+SERVER_NAME_ENV = "ELSER_HEALTHCHECK_TLS_SERVER_NAME"
+
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="elser-healthcheck",
-        description="Query grpc.health.v1.Health/Check; exit 0 if SERVING, 1 otherwise.",
+        description="Query grpc.health.v1.Health/Check; exit 0 if SERVING, 1 otherwise. Connection settings "
+        "default to the server's ELSER_* environment (TLS, API keys); flags override it.",
     )
     p.add_argument(
         "--address",
-        # The container sets ELSER_GRPC_PORT for the server; following it keeps the probe on the right port.
-        default=f"localhost:{os.environ.get('ELSER_GRPC_PORT', '50051')}",
-        help="host:port of the gRPC listener (default: localhost:$ELSER_GRPC_PORT or localhost:50051).",
+        help="host:port of the gRPC listener (default: $ELSER_HOST, or localhost when it is unset or a "
+        "wildcard, and $ELSER_GRPC_PORT or 50051).",
     )
     p.add_argument(
         "--service",
@@ -33,47 +58,170 @@ def _parser() -> argparse.ArgumentParser:
         help='Health service name: "" is liveness, elser.v1.InferenceService readiness (default: "").',
     )
     p.add_argument("--timeout-s", type=float, default=3.0, help="Deadline of the check (default: 3).")
-    p.add_argument("--tls", action="store_true", help="Connect with TLS (implied by any --tls-* file).")
-    p.add_argument("--tls-ca-file", type=Path, help="PEM CA bundle that signed the server certificate.")
-    p.add_argument("--tls-cert-file", type=Path, help="PEM client certificate (mTLS).")
-    p.add_argument("--tls-key-file", type=Path, help="PEM private key of the client certificate (mTLS).")
+    p.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Connect with TLS, or --no-tls: plaintext (default: TLS when any --tls-* file is given or "
+        f"ELSER_TLS_CERT_FILE, {CA_FILE_ENV} or {CLIENT_CERT_FILE_ENV} is set).",
+    )
+    p.add_argument(
+        "--tls-ca-file",
+        type=Path,
+        help=f"PEM CA bundle that signed the server certificate (default: ${CA_FILE_ENV}, else the server's "
+        "own $ELSER_TLS_CERT_FILE).",
+    )
+    p.add_argument(
+        "--tls-cert-file", type=Path, help=f"PEM client certificate (mTLS; default: ${CLIENT_CERT_FILE_ENV})."
+    )
+    p.add_argument(
+        "--tls-key-file",
+        type=Path,
+        help=f"PEM private key of the client certificate (mTLS; default: ${CLIENT_KEY_FILE_ENV}).",
+    )
     p.add_argument(
         "--tls-server-name",
-        help="Name to verify in the server certificate when it differs from the address host.",
+        help="Name to verify in the server certificate when it differs from the address host "
+        f"(default: ${SERVER_NAME_ENV}).",
+    )
+    p.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="File of API keys (one a line, `#` comments); the first is sent as `authorization: ApiKey <key>` "
+        "(default: the server's first key from $ELSER_API_KEYS_FILE, then $ELSER_API_KEYS).",
     )
     return p
 
 
-def _channel(args: argparse.Namespace) -> grpc.Channel:
-    files: tuple[Path | None, ...] = (args.tls_ca_file, args.tls_cert_file, args.tls_key_file)
-    if not args.tls and all(f is None for f in files):
-        return grpc.insecure_channel(args.address)
-    if (args.tls_cert_file is None) != (args.tls_key_file is None):
-        raise SystemExit("elser-healthcheck: --tls-cert-file and --tls-key-file go together")
-    ca, cert, key = (f.read_bytes() if f is not None else None for f in files)
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
-    options = (
-        [] if args.tls_server_name is None else [("grpc.ssl_target_name_override", args.tls_server_name)]
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect, after flags and environment are merged."""
+
+    address: str
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+    api_key: str | None = None
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    value = _env(env, name)
+    return Path(value) if value is not None else None
+
+
+def _default_address(env: Mapping[str, str]) -> str:
+    host = _env(env, "ELSER_HOST") or ""
+    if host in _WILDCARD_HOSTS:
+        host = "localhost"
+    else:
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        except ValueError:
+            pass  # a host name, or an already bracketed address
+    return f"{host}:{_env(env, 'ELSER_GRPC_PORT') or '50051'}"
+
+
+def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Target:
+    """Merge the flags with the environment (`os.environ` by default): a flag wins over its variable."""
+    env = os.environ if env is None else env
+    address = args.address or _default_address(env)
+    flag_files = (args.tls_ca_file, args.tls_cert_file, args.tls_key_file)
+    if args.tls is False and any(f is not None for f in flag_files):
+        raise SystemExit("elser-healthcheck: --no-tls conflicts with --tls-* files")
+    server_cert = _env_path(env, "ELSER_TLS_CERT_FILE")
+    ca_env = _env_path(env, CA_FILE_ENV)
+    cert = args.tls_cert_file or _env_path(env, CLIENT_CERT_FILE_ENV)
+    key = args.tls_key_file or _env_path(env, CLIENT_KEY_FILE_ENV)
+    if args.tls is None:
+        tls = any(f is not None for f in (*flag_files, server_cert, ca_env, cert))
+    else:
+        tls = args.tls
+    api_key = _api_key(args.api_key_file, env)
+    if not tls:
+        return Target(address, api_key=api_key)
+    if (cert is None) != (key is None):
+        raise SystemExit(
+            "elser-healthcheck: a client certificate and its key go together (--tls-cert-file and "
+            f"--tls-key-file, or {CLIENT_CERT_FILE_ENV} and {CLIENT_KEY_FILE_ENV})"
+        )
+    return Target(
+        address,
+        tls=True,
+        ca_file=args.tls_ca_file or ca_env or server_cert,
+        cert_file=cert,
+        key_file=key,
+        server_name=args.tls_server_name or _env(env, SERVER_NAME_ENV),
+        api_key=api_key,
     )
-    return grpc.secure_channel(args.address, credentials, options=options)
 
 
-def check(args: argparse.Namespace) -> tuple[bool, str]:
-    """(serving, what to print) for one Health/Check call."""
-    with _channel(args) as channel:
+def _api_key(keys_file: Path | None, env: Mapping[str, str]) -> str | None:
+    try:
+        if keys_file is not None:
+            keys = load_api_keys(keys_file, None)
+            if not keys:
+                raise SystemExit(f"elser-healthcheck: no API key in {keys_file}")
+        else:
+            keys = load_api_keys(_env_path(env, "ELSER_API_KEYS_FILE"), _env(env, "ELSER_API_KEYS"))
+    except OSError as exc:
+        raise SystemExit(f"elser-healthcheck: cannot read the API keys: {exc}") from exc
+    return keys[0] if keys else None
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"elser-healthcheck: {exc}") from exc
+
+
+def _channel(target: Target) -> grpc.Channel:
+    if not target.tls:
+        return grpc.insecure_channel(target.address)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(target.ca_file),
+        private_key=_read(target.key_file),
+        certificate_chain=_read(target.cert_file),
+    )
+    options = [] if target.server_name is None else [("grpc.ssl_target_name_override", target.server_name)]
+    return grpc.secure_channel(target.address, credentials, options=options)
+
+
+def probe(target: Target, service: str, timeout_s: float) -> tuple[bool, str]:
+    """(serving, what to print) for one Health/Check call to `target`."""
+    metadata = () if target.api_key is None else (("authorization", f"ApiKey {target.api_key}"),)
+    with _channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout_s)
+            request = health_pb2.HealthCheckRequest(service=service)
+            reply = stub.Check(request, timeout=timeout_s, metadata=metadata)
         except grpc.RpcError as exc:
             return False, f"{exc.code().name}: {exc.details()}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return reply.status == health_pb2.HealthCheckResponse.SERVING, status
 
 
+def check(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """(serving, what to print) for one Health/Check call, flags merged with `env` (`os.environ`)."""
+    return probe(resolve(args, env), args.service, args.timeout_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    serving, message = check(args)
-    print(f"{args.address} service={args.service!r}: {message}", file=sys.stdout if serving else sys.stderr)
+    target = resolve(args)
+    serving, message = probe(target, args.service, args.timeout_s)
+    where = f"{target.address}{' (tls)' if target.tls else ''}"
+    print(f"{where} service={args.service!r}: {message}", file=sys.stdout if serving else sys.stderr)
     return 0 if serving else 1
 
 
