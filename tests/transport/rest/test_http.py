@@ -10,6 +10,7 @@ import aiohttp
 import numpy as np
 import pytest
 from conftest import MAX_BODY_BYTES
+from elser_server.core import chunking
 from elser_server.core.errors import queue_full
 from elser_server.core.service import InferenceCore
 from es_bodies import ELSER_BODY, ES_BODY
@@ -243,11 +244,39 @@ async def test_chunked_extension(http: aiohttp.ClientSession) -> None:
     outputs = body["chunked_sparse_embedding"]
     assert len(outputs) == 2 and outputs[0]["chunks"][0]["start_offset"] == 0
     for chunk in outputs[0]["chunks"]:
-        assert set(chunk) == {"start_offset", "end_offset", "is_truncated", "embedding"}
+        # ES's keys in ES's order, then the code point extension
+        assert list(chunk) == [
+            "start_offset", "end_offset", "is_truncated", "embedding", "start_code_point", "end_code_point"
+        ]  # fmt: skip
     status, _, body = await call(
         http, "POST", "/_elser/chunked/e", json={"input": "x", "chunking_settings": {"strategy": "bogus"}}
     )
     assert status == 400 and body["error"]["type"] == "illegal_argument_exception"
+
+
+async def test_chunked_extension_offsets_in_utf16_and_code_points(http: aiohttp.ClientSession) -> None:
+    """Outside the BMP the two units differ: `start_offset`/`end_offset` index the UTF-16 form (as ES/Java),
+    `start_code_point`/`end_code_point` the code points (as gRPC InferChunked and Python `str`)."""
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    text = " ".join(f"😀 word{i} 𠀋 🇫🇷 more" for i in range(12))
+    settings = {"strategy": "word", "max_chunk_size": 10, "overlap": 2}
+    status, _, body = await call(
+        http, "POST", "/_elser/chunked/e", json={"input": text, "chunking_settings": settings}
+    )
+    assert status == 200
+    chunks = body["chunked_sparse_embedding"][0]["chunks"]
+    expected = chunking.chunk(text, chunking.parse_chunking_settings(settings))
+    assert len(chunks) == len(expected) > 2
+    utf16 = text.encode("utf-16-le")
+    for got, want in zip(chunks, expected, strict=True):
+        assert (got["start_offset"], got["end_offset"]) == (want.start_utf16, want.end_utf16)
+        assert (got["start_code_point"], got["end_code_point"]) == (want.start, want.end)
+        by_utf16 = utf16[2 * got["start_offset"] : 2 * got["end_offset"]].decode("utf-16-le")
+        assert by_utf16 == text[got["start_code_point"] : got["end_code_point"]]
+    assert chunks[0]["start_offset"] == chunks[0]["start_code_point"] == 0
+    # after the first emoji the units part ways, and the UTF-16 offsets run ahead
+    assert all(c["end_offset"] > c["end_code_point"] for c in chunks)
+    assert all(c["start_offset"] > c["start_code_point"] for c in chunks[1:])
 
 
 async def test_stats_extension(http: aiohttp.ClientSession) -> None:

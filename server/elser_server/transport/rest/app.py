@@ -247,7 +247,8 @@ class _Shim:
 
     async def _chunked(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
         """Extension: ES's chunked inference (what semantic_text runs) — each input chunked with the endpoint's
-        chunking settings (or `chunking_settings` from the body) and every chunk embedded."""
+        chunking settings (or `chunking_settings` from the body) and every chunk embedded. Each chunk has ES's
+        UTF-16 `start_offset`/`end_offset`, then `start_code_point`/`end_code_point`."""
         assert route.inference_id is not None
         fields = _required_map(raw)
         unknown = sorted(set(fields) - {"input", "chunking_settings", "timeout"})
@@ -281,7 +282,16 @@ class _Shim:
                 continue
             row = sparse_embedding_tree([item.embedding])["sparse_embedding"]
             assert isinstance(row, list)
-            chunk = {"start_offset": item.chunk.start_utf16, "end_offset": item.chunk.end_utf16, **row[0]}
+            c = item.chunk
+            # ES's keys first (UTF-16 offsets, as Java indexes a String); code points (Python str indices, as
+            # gRPC gives them) are an extension after them.
+            chunk = {
+                "start_offset": c.start_utf16,
+                "end_offset": c.end_utf16,
+                **row[0],
+                "start_code_point": c.start,
+                "end_code_point": c.end,
+            }
             chunks = outputs[item.input_index]["chunks"]
             assert isinstance(chunks, list)
             chunks.append(chunk)
