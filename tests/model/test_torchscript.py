@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from elser_server.core.endpoint_config import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID, ELSER_V2_X86_MODEL_ID
 from elser_server.core.errors import ElserError
 from elser_server.core.events import DeploymentEvent, Phase
 from elser_server.core.models import ModelManager
@@ -113,9 +114,11 @@ def make_core(repository: str, data: Path) -> InferenceCore:
     return InferenceCore(SqliteEndpointStore(data / "db.sqlite3"), ModelManager(repository, data / "models"))
 
 
-async def put_and_watch(core: InferenceCore, inference_id: str) -> list[DeploymentEvent]:
+async def put_and_watch(
+    core: InferenceCore, inference_id: str, body: dict[str, Any] = BODY
+) -> list[DeploymentEvent]:
     """PUT the endpoint and collect its WatchDeployment events until it is allocated or failed."""
-    put = asyncio.create_task(core.put_endpoint(inference_id, "sparse_embedding", BODY, timeout_s=300))
+    put = asyncio.create_task(core.put_endpoint(inference_id, "sparse_embedding", body, timeout_s=300))
     for _ in range(500):
         try:
             events = core.watch_deployment(inference_id)
@@ -133,27 +136,52 @@ async def put_and_watch(core: InferenceCore, inference_id: str) -> list[Deployme
     return seen
 
 
+def _rename_es_entry(root: Path, old: str, new: str) -> None:
+    """Serve the ES entry `old` under the name `new` only (as Elastic's repository has the x86 variant)."""
+    for suffix in ("pt", "vocab.json"):
+        (root / f"{old}.{suffix}").rename(root / f"{new}.{suffix}")
+    metadata = json.loads((root / f"{old}.metadata.json").read_text())
+    (root / f"{old}.metadata.json").unlink()
+    (root / f"{new}.metadata.json").write_text(json.dumps(dict(metadata, packaged_model_id=new)))
+
+
 @needs_torch
 @pytest.mark.slow
 @pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        ELSER_V2_MODEL_ID,
+        pytest.param(
+            ELSER_V2_X86_MODEL_ID,
+            marks=pytest.mark.skipif(
+                DEFAULT_ELSER_MODEL_ID != ELSER_V2_X86_MODEL_ID, reason="not linux-x86_64: ES refuses this id"
+            ),
+        ),
+    ],
+)
 async def test_es_repository_over_http_serves_golden_vectors(
-    served: RepoServer, tmp_path: Path, golden: dict[str, Any]
+    served: RepoServer, tmp_path: Path, golden: dict[str, Any], model_id: str
 ) -> None:
+    name = model_id.removeprefix(".")
+    if name != "elser_model_2":
+        _rename_es_entry(served.root, "elser_model_2", name)
+    body = {**BODY, "service_settings": {**BODY["service_settings"], "model_id": model_id}}
     core = make_core(served.url, tmp_path)
     await core.start()
     try:
-        seen = await put_and_watch(core, "real")
+        seen = await put_and_watch(core, "real", body)
         phases = [e.phase for e in seen]
         assert phases[-1] is Phase.FULLY_ALLOCATED, seen[-1].reason
         downloading = [e for e in seen if e.phase is Phase.DOWNLOADING]
-        pt_size = (served.root / "elser_model_2.pt").stat().st_size
+        pt_size = (served.root / f"{name}.pt").stat().st_size
         assert downloading and downloading[-1].bytes_total == pt_size
         assert Phase.CONVERTING in phases
         assert phases.index(Phase.CONVERTING) > phases.index(Phase.DOWNLOADING)
         converting = next(e for e in seen if e.phase is Phase.CONVERTING)
         assert converting.bytes_done == converting.bytes_total == pt_size
 
-        vocab = json.loads((served.root / "elser_model_2.vocab.json").read_text())["vocabulary"]
+        vocab = json.loads((served.root / f"{name}.vocab.json").read_text())["vocabulary"]
         texts = list(golden["vectors"])
         results = await core.infer("real", None, texts)
         for text, r in zip(texts, results, strict=True):
@@ -166,22 +194,22 @@ async def test_es_repository_over_http_serves_golden_vectors(
     finally:
         await core.close()
 
-    package = ModelPackage.load(tmp_path / "models" / "elser_model_2")
+    package = ModelPackage.load(tmp_path / "models" / name)
     source = package.metadata["source"]
     assert source["format"] == "elasticsearch-torchscript"
-    assert source["packaged_model_id"] == "elser_model_2"
-    assert source["sha256"] == hashlib.sha256((served.root / "elser_model_2.pt").read_bytes()).hexdigest()
+    assert source["packaged_model_id"] == name
+    assert source["sha256"] == hashlib.sha256((served.root / f"{name}.pt").read_bytes()).hexdigest()
     assert package.metadata["torchscript_check_fp32"]["max_abs_diff"] < 1e-4
-    assert served.hits["elser_model_2.pt"] == 1
+    assert served.hits[f"{name}.pt"] == 1
 
     # A restarted server reuses the converted package: nothing is downloaded or converted again.
     core = make_core(served.url, tmp_path)
     await core.start()
     try:
-        seen = await put_and_watch(core, "again")
+        seen = await put_and_watch(core, "again", body)
         assert seen[-1].phase is Phase.FULLY_ALLOCATED
         assert Phase.CONVERTING not in [e.phase for e in seen]
-        assert served.hits["elser_model_2.pt"] == 1
+        assert served.hits[f"{name}.pt"] == 1
     finally:
         await core.close()
 
