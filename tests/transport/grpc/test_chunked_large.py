@@ -36,7 +36,7 @@ def live_embeddings() -> tuple[int, int]:
     """How many `SparseEmbedding`s are alive in this process (the server runs in it), and their vectors' bytes."""
     count = nbytes = 0
     for obj in gc.get_objects():
-        if isinstance(obj, SparseEmbedding):
+        if type(obj) is SparseEmbedding:  # not isinstance: that would poke lazy modules (torch warns)
             count += 1
             nbytes += obj.token_ids.nbytes + obj.weights.nbytes
     return count, nbytes
