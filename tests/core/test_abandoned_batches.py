@@ -187,12 +187,6 @@ async def test_a_request_cancelled_while_queued_never_runs(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Deployment.embed counts dropped rows in its `finally` as the futures not yet done, but "
-    "cancelling the caller cancels the awaited asyncio.gather, which cancels every item future first: "
-    "dropped_count (GetDeploymentStats dropped_count, metric rejections{reason=cancelled}) stays 0",
-)
 async def test_callers_that_leave_are_counted_as_dropped(core: InferenceCore) -> None:
     dep = core._deployments["e"]
     before = dep.stats.dropped_count

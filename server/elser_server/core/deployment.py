@@ -376,17 +376,21 @@ class Deployment:
         self._queue_empty.clear()
         async with self._wakeup:
             self._wakeup.notify(len(self._workers) or 1)
+        timed_out = False
         try:
             async with asyncio.timeout_at(_loop_time(loop, deadline)):
                 return list(await asyncio.gather(*(it.future for it in items)))
         except TimeoutError:
+            timed_out = True
             self.stats.timeout_count += 1
             raise deadline_exceeded("Timed out waiting for inference result") from None
         finally:
-            abandoned = [it for it in items if not it.future.done()]
+            # A caller that leaves cancels the gather, which has already cancelled the unfinished rows.
+            abandoned = [it for it in items if it.future.cancelled() or not it.future.done()]
             for it in abandoned:
                 it.future.cancel()
-            self.stats.dropped_count += len(abandoned)
+            if not timed_out:
+                self.stats.dropped_count += len(abandoned)
 
     async def _scale_from_zero(self) -> None:
         try:
