@@ -17,6 +17,7 @@ from elser_server.core.types import (
 from elser_server.transport.grpc import convert
 from elser_server.transport.grpc.errors import rpc_status_of
 from google.rpc import code_pb2, error_details_pb2
+from grpcdetails import details_of
 
 
 def test_put_body_has_only_present_fields() -> None:
@@ -82,19 +83,7 @@ def test_options_and_embedding() -> None:
 
 
 def _details(error: BaseException) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for detail in rpc_status_of(error).details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.ResourceInfo,
-            error_details_pb2.RetryInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                msg = kind()
-                detail.Unpack(msg)
-                out[kind.__name__] = msg
-    return out
+    return details_of(rpc_status_of(error))
 
 
 def test_validation_error_has_field_violations_and_es_metadata() -> None:

@@ -33,8 +33,7 @@ from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser.v1 import types_pb2
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from grpcdetails import rich
 
 MODEL = ".elser_model_2"
 SPARSE = types_pb2.TASK_TYPE_SPARSE_EMBEDDING
@@ -649,30 +648,6 @@ CASES: list[Rule] = [
         only(f"{CS}.strategy", f"Invalid chunkingStrategy {UNKNOWN_ENUM}"),
     ),
 ]
-
-
-def rich(error: grpc.aio.AioRpcError) -> dict[str, Any]:
-    status = rpc_status.from_call(error)
-    assert isinstance(status, status_pb2.Status)
-    assert status.code == error.code().value[0] and status.message == error.details()
-    out: dict[str, Any] = {}
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.ResourceInfo,
-            error_details_pb2.PreconditionFailure,
-            error_details_pb2.RetryInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                msg = kind()
-                detail.Unpack(msg)
-                assert kind.__name__ not in out, f"two {kind.__name__} details"
-                out[kind.__name__] = msg
-                break
-        else:
-            raise AssertionError(f"unexpected detail {detail.type_url}")
-    return out
 
 
 @pytest.mark.parametrize("rule", CASES, ids=[f"{i:02d}-{rule_id(r)}" for i, r in enumerate(CASES)])

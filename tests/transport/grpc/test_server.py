@@ -16,9 +16,9 @@ from elser.v1 import types_pb2
 from elser_server.core.deployment import Deployment
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import Priority
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
+from grpcdetails import rich
 
 SPARSE = types_pb2.TASK_TYPE_SPARSE_EMBEDDING
 
@@ -35,23 +35,6 @@ async def put(channel: grpc.aio.Channel, inference_id: str = "my-elser") -> type
     request = es_pb2.PutEndpointRequest(inference_id=inference_id, task_type=SPARSE, endpoint=config())
     response = await es_grpc.EndpointServiceStub(channel).PutEndpoint(request, timeout=60)
     return response.endpoint
-
-
-def rich(error: grpc.aio.AioRpcError) -> dict[str, object]:
-    status = rpc_status.from_call(error)
-    assert isinstance(status, status_pb2.Status)
-    out: dict[str, object] = {}
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.ResourceInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                msg = kind()
-                detail.Unpack(msg)
-                out[kind.__name__] = msg
-    return out
 
 
 async def test_endpoint_lifecycle(channel: grpc.aio.Channel) -> None:
