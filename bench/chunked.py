@@ -14,13 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from elser_server.app import build_core
 from elser_server.core.chunking import chunk, parse_chunking_settings
-from elser_server.core.models import ModelManager
-from elser_server.core.service import ChunkEmbedding, InferenceCore
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.types import ChunkEmbedding
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
 from elser_server.runtime.engine import Engine
+from elser_server.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,8 +58,8 @@ async def run(args: argparse.Namespace) -> None:
         engine.embed(pieces)
         engine_s = time.perf_counter() - start
 
-        core = InferenceCore(
-            SqliteEndpointStore(Path(tmp) / "db.sqlite3"), ModelManager(str(repo), Path(tmp) / "m")
+        core = build_core(
+            Settings(data_dir=Path(tmp), model_repository=str(repo), preload_default_endpoint=False)
         )
         await core.start()
         body = {

@@ -20,10 +20,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 INFERENCE_SERVICE = "elser.v1.InferenceService"
-PUT_BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
 
 
 def free_port() -> int:

@@ -1,11 +1,20 @@
-"""Helpers shared by test modules (conftest.py files are not importable by name: several exist)."""
+"""The test kit: helpers shared by test modules (conftest.py files are not importable by name: several
+exist). A core or settings as the service builds them, the ES PUT body, bounded waits, the tiny model."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+from elser_server.app import Service, build_core
+from elser_server.core.service import InferenceCore
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
+from elser_server.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPOSITORY = REPO_ROOT / "models" / "repository"
@@ -27,3 +36,73 @@ def make_tiny_checkpoint(out: Path, seed: int = 0, **variant: bool) -> Path:
     tokenizer = wordpiece_tokenizer(tiny_vocab())
     config = dataclasses.replace(TINY_CONFIG, vocab_size=tokenizer.get_vocab_size())
     return write_random_checkpoint(out, config, tokenizer, seed, **variant)
+
+
+def put_body(model_id: str = ".elser_model_2", **service_settings: Any) -> dict[str, Any]:
+    """An elasticsearch-service PUT body; `service_settings` defaults to 1 allocation of 1 thread."""
+    settings = {"model_id": model_id, "num_allocations": 1, "num_threads": 1, **service_settings}
+    return {"service": "elasticsearch", "service_settings": settings}
+
+
+PUT_BODY = put_body()
+
+
+def server_settings(
+    repository: str | Path = DEFAULT_REPOSITORY, data_dir: Path = Path("data"), **overrides: Any
+) -> Settings:
+    """Settings for an in-process service or core: loopback, ephemeral ports, the given model repository,
+    no preloaded default endpoint and a short drain; `overrides` are Settings fields."""
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "grpc_port": 0,
+        "http_port": 0,
+        "metrics_port": 0,
+        "data_dir": data_dir,
+        "model_repository": str(repository),
+        "preload_default_endpoint": False,
+        "drain_s": 0.0,
+        "shutdown_grace_s": 1.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def make_core(repository: str | Path, data_dir: Path, **overrides: Any) -> InferenceCore:
+    """A core built as the service builds it (app.build_core), not started; `overrides` are Settings fields."""
+    return build_core(server_settings(repository, data_dir, **overrides))
+
+
+@asynccontextmanager
+async def running(settings: Settings, **options: Any) -> AsyncIterator[Service]:
+    """The whole service (core + gRPC + REST + metrics) in the test's event loop."""
+    service = Service(settings, **options)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+def eventually(predicate: Callable[[], object], timeout_s: float = 30.0, what: str = "the condition") -> None:
+    """Poll `predicate` until it is true; fail after `timeout_s` naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.01)
+
+
+async def eventually_async(
+    predicate: Callable[[], object | Awaitable[object]], timeout_s: float = 30.0, what: str = "the condition"
+) -> None:
+    """`eventually` for the event loop: `predicate` may be a coroutine function."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -7,13 +7,14 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
-from elser_server.core.models import ModelManager
+from elser_server.core.config import CoreConfig
+from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
-from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
+from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.observability.metrics import Metrics, MetricsServer
 from elser_server.observability.spans import NO_SPANS, ServerSpans
-from elser_server.security import ApiKeys, load_api_keys, server_ssl_context
+from elser_server.security import ApiKeys, load_api_keys
 from elser_server.settings import Settings
 from elser_server.transport.grpc.interceptors import server_interceptors
 from elser_server.transport.grpc.server import GrpcTransport
@@ -36,25 +37,7 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
             observer,
             convert_quantize=settings.model_convert_quantize,
         ),
-        limits=Limits(
-            max_inputs_per_request=settings.max_inputs_per_request,
-            max_input_bytes=settings.max_input_bytes,
-            default_timeout_s=settings.default_timeout_s,
-            put_timeout_s=settings.put_timeout_s,
-        ),
-        batching=BatchingConfig(
-            queue_capacity=settings.queue_capacity,
-            token_budget=settings.token_budget,
-            max_batch_size=settings.max_batch_size,
-            processors=settings.effective_processors,
-            stop_grace_s=settings.shutdown_grace_s,
-        ),
-        adaptive=AdaptiveConfig(
-            interval_s=settings.adaptive_interval_s,
-            scale_to_zero_s=settings.scale_to_zero_s,
-            scale_up_cooldown_s=settings.scale_up_cooldown_s,
-        ),
-        preload_default_endpoint=settings.preload_default_endpoint,
+        CoreConfig.from_settings(settings),
         observer=observer,
     )
 
@@ -87,30 +70,13 @@ class Service:
         api_keys = ApiKeys(keys) if keys else None
         self.grpc = GrpcTransport(
             self.core,
-            host=settings.host,
-            port=settings.grpc_port,
-            tls_cert_file=settings.tls_cert_file,
-            tls_key_file=settings.tls_key_file,
-            tls_client_ca_file=settings.tls_client_ca_file,
-            require_client_cert=settings.tls_require_client_cert,
-            max_message_bytes=settings.max_request_bytes,
-            max_send_message_bytes=settings.max_response_bytes,
-            keepalive_time_s=settings.grpc_keepalive_time_s,
-            keepalive_timeout_s=settings.grpc_keepalive_timeout_s,
-            min_client_ping_interval_s=settings.grpc_min_client_ping_interval_s,
-            max_connection_idle_s=settings.grpc_max_connection_idle_s,
-            max_connection_age_s=settings.grpc_max_connection_age_s,
-            max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
-            reflection=settings.reflection,
-            stream_window=settings.infer_stream_window,
-            max_concurrent_streams=settings.grpc_max_concurrent_streams,
+            settings,
             interceptors=server_interceptors(
                 self.metrics,
                 api_keys,
                 protect_health_and_reflection=settings.auth_health_and_reflection,
                 spans=self.spans,
             ),
-            log_bodies=settings.log_bodies,
         )
         self.rest = self._rest(settings, api_keys) if settings.http_enabled else None
         self.metrics_server = (
@@ -124,24 +90,13 @@ class Service:
 
     def _rest(self, settings: Settings, api_keys: ApiKeys | None) -> RestTransport:
         """The REST shim with the gRPC listener's TLS files, and the same keys."""
-        ssl_context = None
-        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
-            ssl_context = server_ssl_context(
-                settings.tls_cert_file,
-                settings.tls_key_file,
-                settings.tls_client_ca_file,
-                settings.tls_require_client_cert,
-            )
         inner = [
             *([middlewares.authentication(api_keys, self.metrics)] if api_keys is not None else []),
             *([middlewares.log_bodies] if settings.log_bodies else []),
         ]
         return RestTransport(
             self.core,
-            host=settings.host,
-            port=settings.http_port,
-            max_body_bytes=settings.max_request_bytes,
-            ssl_context=ssl_context,
+            settings,
             outer_middlewares=[middlewares.telemetry(self.metrics, self.spans)],
             inner_middlewares=inner,
         )

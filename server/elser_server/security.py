@@ -18,30 +18,9 @@ import ssl
 from collections.abc import Iterable
 from pathlib import Path
 
-from elser_server.core.errors import Code, ElserError
+from elser_server.core.errors import invalid_credentials, missing_credentials
 
 SCHEMES = ("apikey", "bearer")
-
-
-def missing_credentials(subject: str) -> ElserError:
-    """`subject`: what was called, as ES prints it: `REST request [/path]`, or `gRPC call [/pkg.Svc/Method]`."""
-    return ElserError(
-        Code.UNAUTHENTICATED,
-        f"missing authentication credentials for {subject}",
-        "security_exception",
-        401,
-        "MISSING_CREDENTIALS",
-    )
-
-
-def invalid_credentials(subject: str) -> ElserError:
-    return ElserError(
-        Code.UNAUTHENTICATED,
-        f"unable to authenticate with provided credentials for {subject}",
-        "security_exception",
-        401,
-        "INVALID_CREDENTIALS",
-    )
 
 
 def parse_keys(lines: Iterable[str]) -> list[str]:

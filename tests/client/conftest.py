@@ -6,20 +6,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from elser_server.core.models import ModelManager
-from elser_server.core.service import InferenceCore
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.transport.grpc.server import GrpcTransport
+from support import make_core, server_settings
 
 
 @pytest.fixture
 async def target(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[str]:
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
-    )
+    settings = server_settings(tiny_repository, tmp_path)
+    core = make_core(tiny_repository, tmp_path)
     await core.start()
-    transport = GrpcTransport(core, host="127.0.0.1", port=0)
+    transport = GrpcTransport(core, settings)
     port = await transport.start()
     yield f"127.0.0.1:{port}"
     await transport.stop(0)

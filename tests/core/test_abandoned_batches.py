@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from elser_server.core.deployment import Deployment
-from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.service import InferenceCore
 from elser_server.core.types import InferOptions, Priority
 from elser_server.runtime.session import RunHandle
+from support import make_core
 
 HANG_GUARD_S = 120.0  # only against hangs: nothing here asserts on timing
 ROWS = 128
@@ -33,13 +32,17 @@ BULK = InferOptions(priority=Priority.BULK)
 
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = InferenceCore(
-        SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
-        limits=Limits(max_inputs_per_request=ROWS, max_input_bytes=200_000, default_timeout_s=600.0),
+    c = make_core(
+        tiny_repository,
+        tmp_path,
+        max_inputs_per_request=ROWS,
+        max_input_bytes=200_000,
+        default_timeout_s=600.0,
         # One allocation; a budget so large that a whole request of ROWS texts is one batch, even at the
         # quarter budget bulk gets right after an interactive request (the PUT's validation inference).
-        batching=BatchingConfig(token_budget=1 << 20, max_batch_size=ROWS, processors=1),
+        token_budget=1 << 20,
+        max_batch_size=ROWS,
+        processors=1,
     )
     await c.start()
     await c.put_endpoint("e", "sparse_embedding", BODY)
@@ -86,7 +89,7 @@ def grown(dep: Deployment, before: dict[str, int]) -> dict[str, int]:
 
 async def start_running(core: InferenceCore, texts: list[str]) -> asyncio.Task[object]:
     """Start a request of `texts` and return once the (only) allocation has taken all of it as one batch."""
-    dep = core._deployments["e"]
+    dep = core.deployment("e")
     taken, finished = dep.stats.dequeued_count, dep.stats.batch_count
     task: asyncio.Task[object] = asyncio.create_task(core.infer("e", None, texts, BULK))
     await until(lambda: dep.stats.dequeued_count >= taken + len(texts), "the request was not taken")
@@ -105,7 +108,7 @@ async def cancelled(task: asyncio.Task[object]) -> None:
 async def test_a_running_batch_whose_only_caller_left_is_aborted(
     core: InferenceCore, aborts: list[RunHandle]
 ) -> None:
-    dep = core._deployments["e"]
+    dep = core.deployment("e")
     before = counters(dep)
     slow = await start_running(core, LONG_TEXTS)
     await cancelled(slow)
@@ -131,7 +134,7 @@ async def test_a_running_batch_whose_only_caller_left_is_aborted(
 async def test_a_batch_is_not_aborted_while_one_of_its_callers_still_waits(
     core: InferenceCore, aborts: list[RunHandle]
 ) -> None:
-    dep = core._deployments["e"]
+    dep = core.deployment("e")
     before = counters(dep)
     half = ROWS // 2
     # A slow blocker holds the allocation while two callers queue behind it ...
@@ -162,7 +165,7 @@ async def test_a_batch_is_not_aborted_while_one_of_its_callers_still_waits(
 async def test_a_request_cancelled_while_queued_never_runs(
     core: InferenceCore, aborts: list[RunHandle]
 ) -> None:
-    dep = core._deployments["e"]
+    dep = core.deployment("e")
     before = counters(dep)
     slow = await start_running(core, LONG_TEXTS)  # holds the only allocation
     queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"]))
@@ -188,7 +191,7 @@ async def test_a_request_cancelled_while_queued_never_runs(
 
 
 async def test_callers_that_leave_are_counted_as_dropped(core: InferenceCore) -> None:
-    dep = core._deployments["e"]
+    dep = core.deployment("e")
     before = dep.stats.dropped_count
     slow = await start_running(core, LONG_TEXTS)
     queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"]))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, KalmanFilter1D
-from elser_server.core.deployment import Deployment, State
+from elser_server.core.config import AdaptiveConfig
+from elser_server.core.deployment import State
 from elser_server.core.events import AllocationCause, Phase
-from elser_server.core.models import ModelManager
-from elser_server.core.service import AdaptiveConfig, InferenceCore
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.service import InferenceCore
+from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import AdaptiveAllocations
+from support import make_core
 
 
 def test_kalman_filter_converges_and_follows_jumps() -> None:
@@ -25,62 +27,57 @@ def test_kalman_filter_converges_and_follows_jumps() -> None:
     assert f.value is not None and f.value > 900.0
 
 
+@dataclass
 class _Load:
-    """A deployment whose counters advance as if `rate` requests/s of `seconds` each were served."""
+    """A ScalableDeployment whose counters advance as if `rate` requests/s of `seconds` each were served;
+    scale_to records the scaler's decisions instead of starting sessions."""
 
-    def __init__(self, allocations: int) -> None:
-        self.dep = Deployment(
-            "d",
-            "m",
-            num_threads=1,
-            target_allocations=allocations,
-            queue_capacity=10,
-            token_budget=64,
-            max_batch_size=4,
-            processors=64,
-        )
-        self.dep.state = State.STARTED
+    target_allocations: int
+    deployment_id: str = "d"
+    state: State = State.STARTED
+    queued: int = 0
+    stats: DeploymentStats = field(default_factory=DeploymentStats)
+    changes: list[tuple[float, int]] = field(default_factory=list)  # (tick time, new target)
+    now: float = 0.0
 
     def advance(self, rate: float, seconds: float, dt: float) -> None:
         served = int(rate * dt)
-        self.dep.stats.inference_count += served
-        self.dep.stats.inference_time_s += served * seconds
+        self.stats.inference_count += served
+        self.stats.inference_time_s += served * seconds
+        self.now += dt
+
+    async def scale_to(self, target: int, cause: AllocationCause) -> None:
+        self.changes.append((self.now, target))
+        self.target_allocations = target
 
 
 async def test_load_scales_up_to_max_and_idle_scales_down_to_min() -> None:
-    load = _Load(1)
+    load = _Load(target_allocations=1)
     settings = AdaptiveAllocations(True, 1, 4)
-    now = 0.0
-    changes: list[tuple[float, int]] = []  # (tick time, new target)
-
-    async def record(n: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
-        changes.append((now, n))
-        load.dep.target_allocations = n
-
-    load.dep.scale_to = record  # type: ignore[method-assign]  # observe decisions without starting sessions
-    allocator = AdaptiveAllocator(lambda: [(load.dep, settings)], interval_s=10, scale_up_cooldown_s=30)
+    config = AdaptiveConfig(interval_s=10, scale_to_zero_s=86_400.0, scale_up_cooldown_s=30)
+    allocator = AdaptiveAllocator(lambda: [(load, settings)], config)
     for _ in range(12):  # 40 req/s × 0.1 s = 4 allocations' worth of work: capped at max 4
         load.advance(40, 0.1, 10)
-        now += 10
-        await allocator.tick(now)
-    assert load.dep.target_allocations == 4
-    assert [n for _, n in changes] == sorted(n for _, n in changes)  # only ever up under load
-    last_up = changes[-1][0]
+        await allocator.tick(load.now)
+    assert load.target_allocations == 4
+    ups = [n for _, n in load.changes]
+    assert ups == sorted(ups)  # only ever up under load
+    last_up = load.changes[-1][0]
     for _ in range(30):  # idle from now on
-        now += 10
-        await allocator.tick(now)
-    downs = [(t, n) for t, n in changes if t > last_up]
+        load.advance(0, 0.1, 10)
+        await allocator.tick(load.now)
+    downs = [(t, n) for t, n in load.changes if t > last_up]
     assert downs, "idle never scaled down"
     assert all(t - last_up >= 30 for t, _ in downs)  # not within the cool-down after the last scale-up
-    assert load.dep.target_allocations == 1  # min 1: never below
+    assert load.target_allocations == 1  # min 1: never below
 
 
 def test_idle_with_min_zero_goes_to_zero_only_after_the_idle_period() -> None:
-    load = _Load(2)
+    load = _Load(target_allocations=2)
     scaler = AdaptiveScaler()
     settings = AdaptiveAllocations(True, 0, 8)
-    scaler.observe(load.dep, 0.0)
-    scaler.observe(load.dep, 10.0)
+    scaler.observe(load, 0.0)
+    scaler.observe(load, 10.0)
     assert scaler.decide(2, settings, 10.0, scale_to_zero_s=60.0) == 1
     scaler.last_request_at = 0.0
     assert scaler.decide(1, settings, 61.0, scale_to_zero_s=60.0) == 0
@@ -88,10 +85,8 @@ def test_idle_with_min_zero_goes_to_zero_only_after_the_idle_period() -> None:
 
 @pytest.fixture
 async def adaptive_core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "db.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
-        adaptive=AdaptiveConfig(interval_s=0.05, scale_to_zero_s=0.3, scale_up_cooldown_s=0.0),
+    core = make_core(
+        tiny_repository, tmp_path, adaptive_interval_s=0.05, scale_to_zero_s=0.3, scale_up_cooldown_s=0.0
     )
     await core.start()
     yield core
@@ -116,9 +111,9 @@ async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_cor
     first = await anext(events)
     assert first.phase in (Phase.STARTED, Phase.FULLY_ALLOCATED)
     deadline = time.monotonic() + 10
-    while adaptive_core._deployments["auto"].allocation_count and time.monotonic() < deadline:
+    while adaptive_core.deployment("auto").allocation_count and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert adaptive_core._deployments["auto"].allocation_count == 0
+    assert adaptive_core.deployment("auto").allocation_count == 0
     results = await adaptive_core.infer("auto", None, ["wake up"])
     assert len(results) == 1 and len(results[0].token_ids) > 0
     causes = []

@@ -12,10 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
-from elser_server.core.models import ModelManager
-from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import InferOptions, Priority
+from support import make_core
 
 HANG_GUARD_S = 60.0  # only against hangs: the test waits for the event, it never asserts on timing
 BODY = {
@@ -35,19 +33,20 @@ BODY = {
 async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
     tiny_repository: Path, tmp_path: Path
 ) -> None:
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
-        limits=Limits(default_timeout_s=120.0),
-        batching=BatchingConfig(processors=2),  # room for 2 one-thread allocations whatever the machine
+    core = make_core(
+        tiny_repository,
+        tmp_path,
+        default_timeout_s=120.0,
+        processors=2,  # room for 2 one-thread allocations whatever the machine
         # a short tick; a long cool-down so the scale-up is not undone between load bursts
-        adaptive=AdaptiveConfig(interval_s=0.1, scale_up_cooldown_s=3600.0),
+        adaptive_interval_s=0.1,
+        scale_up_cooldown_s=3600.0,
     )
     await core.start()
     stop = asyncio.Event()
     try:
         await core.put_endpoint("auto", "sparse_embedding", BODY)
-        deployment = core._deployments["auto"]
+        deployment = core.deployment("auto")
         assert (deployment.target_allocations, deployment.allocation_count) == (1, 1)  # starts at the min
 
         events: AsyncIterator[DeploymentEvent] = core.watch_deployment("auto")

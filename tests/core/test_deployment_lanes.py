@@ -6,8 +6,9 @@ import asyncio
 import time
 
 import pytest
-from elser_server.core import deployment as deployment_module
-from elser_server.core.deployment import Deployment, RowOptions
+from elser_server.core import queue as queue_module
+from elser_server.core.deployment import Deployment
+from elser_server.core.queue import RowOptions
 from elser_server.core.types import Priority
 from elser_server.model.package import ModelPackage
 from elser_server.runtime.session import SpladeSession
@@ -20,7 +21,7 @@ async def test_query_overtakes_a_bulk_backlog_older_than_the_aging_limit(
     tiny_package: ModelPackage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every bulk item soon waits longer than this; aging must still not put each query behind the whole backlog.
-    monkeypatch.setattr(deployment_module, "BULK_MAX_WAIT_S", 0.05)
+    monkeypatch.setattr(queue_module, "BULK_MAX_WAIT_S", 0.05)
     tokenizer = Tokenizer.from_file(tiny_package.tokenizer_path)
     dep = Deployment(
         "lanes",

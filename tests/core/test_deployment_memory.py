@@ -38,7 +38,7 @@ MEASURE = textwrap.dedent(
     from pathlib import Path
 
     from elser_server.core.deployment import Deployment
-    from elser_server.core.models import ModelManager
+    from elser_server.core.model_manager import ModelManager
 
     def rss_bytes():
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
-from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, InferenceCore
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.service import InferenceCore
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
 from serverprocess import SlowRepository
+from support import make_core
 
 BODY = {
     "service": "elasticsearch",
@@ -36,10 +35,6 @@ def repo_server(tiny_repository: Path, tmp_path: Path) -> Iterator[SlowRepositor
     server = SlowRepository(root)
     yield server
     server.close()
-
-
-def make_core(repository: str, data: Path) -> InferenceCore:
-    return InferenceCore(SqliteEndpointStore(data / "db.sqlite3"), ModelManager(repository, data / "models"))
 
 
 async def watch_until_registered(core: InferenceCore, inference_id: str) -> AsyncIterator[object]:
@@ -210,11 +205,7 @@ async def test_put_after_a_timed_out_put_applies_its_own_settings(
     repo_server: SlowRepository, tmp_path: Path
 ) -> None:
     repo_server.delay_s = 0.05
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "db.sqlite3"),
-        ModelManager(repo_server.url, tmp_path / "models"),
-        batching=BatchingConfig(processors=2),
-    )
+    core = make_core(repo_server.url, tmp_path, processors=2)
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:

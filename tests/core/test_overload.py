@@ -20,14 +20,11 @@ from elser.v1 import (
 from elser_client import AsyncElserClient, ElserClientError, ResourceExhausted
 from elser_client.client import endpoint_config
 from elser_client.errors import error_from_rpc
-from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, InferenceCore
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.checkpoint import tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
 from elser_server.model.convert import convert
 from elser_server.model.repository import publish
 from elser_server.transport.grpc.server import GrpcTransport
-from support import TINY_CONFIG
+from support import TINY_CONFIG, make_core, server_settings
 
 MODEL_ID = ".elser_model_2"
 CAPACITY = 50
@@ -59,13 +56,10 @@ def slow_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def target(slow_repository: Path, tmp_path: Path) -> AsyncIterator[str]:
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(slow_repository), tmp_path / "models"),
-        batching=BatchingConfig(queue_capacity=CAPACITY, token_budget=1024, processors=1),
-    )
+    core = make_core(slow_repository, tmp_path, queue_capacity=CAPACITY, token_budget=1024, processors=1)
     await core.start()
-    transport = GrpcTransport(core, host="127.0.0.1", port=0)
+    # Unlimited streams per connection: the burst reaches the core's admission, whose answer is under test.
+    transport = GrpcTransport(core, server_settings(data_dir=tmp_path, grpc_max_concurrent_streams=0))
     port = await transport.start()
     async with AsyncElserClient(f"127.0.0.1:{port}", timeout_s=60) as client:
         await client.put_endpoint("busy", endpoint_config(num_allocations=1, num_threads=1))

@@ -9,15 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from elser_server.core.deployment import Deployment, RowOptions, _Item
+from elser_server.core.deployment import Deployment
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, ChunkedInputDone, InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
-from elser_server.core.types import InferOptions, Priority
+from elser_server.core.service import InferenceCore
+from elser_server.core.types import ChunkedInputDone, InferOptions
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Tokenizer
+from support import make_core
+
+LIMITS = {"max_inputs_per_request": 64, "max_input_bytes": 200_000}
 
 BODY = {
     "service": "elasticsearch",
@@ -25,18 +26,9 @@ BODY = {
 }
 
 
-def make_core(repo: Path, data: Path, **batching: int) -> InferenceCore:
-    return InferenceCore(
-        SqliteEndpointStore(data / "endpoints.sqlite3"),
-        ModelManager(str(repo), data / "models"),
-        limits=Limits(max_inputs_per_request=64, max_input_bytes=200_000),
-        batching=BatchingConfig(**batching),
-    )
-
-
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = make_core(tiny_repository, tmp_path)
+    c = make_core(tiny_repository, tmp_path, **LIMITS)
     await c.start()
     yield c
     await c.close()
@@ -76,7 +68,7 @@ async def test_infer_matches_direct_session_in_input_order(core: InferenceCore, 
     await core.put_endpoint("e", "sparse_embedding", BODY)
     texts = ["a much longer text " * 20, "short", "", "medium length text here", "x " * 700]
     results = await core.infer("e", None, texts)
-    model = await core._models.get(".elser_model_2")
+    model = await core.models.get(".elser_model_2")
     session = SpladeSession(model.package)
     encodings = model.tokenizer.encode_batch(texts)
     for text, enc, got in zip(texts, encodings, results, strict=True):
@@ -122,7 +114,7 @@ async def test_bad_inputs_are_rejected_with_clear_errors(core: InferenceCore) ->
 
 async def test_expired_deadline_never_runs_the_model(core: InferenceCore) -> None:
     await core.put_endpoint("e", None, {**BODY, "task_type": "sparse_embedding"})
-    deployment = core._deployments["e"]
+    deployment = core.deployment("e")
     before = deployment.stats.inference_count
     with pytest.raises(ElserError) as exc:
         await core.infer("e", None, ["too late"], deadline=time.monotonic() - 0.001)
@@ -135,7 +127,7 @@ async def test_expired_deadline_never_runs_the_model(core: InferenceCore) -> Non
 async def test_full_queue_rejects_with_retry_hint(
     tiny_repository: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core = make_core(tiny_repository, tmp_path, queue_capacity=4)
+    core = make_core(tiny_repository, tmp_path, **LIMITS, queue_capacity=4)
     await core.start()
     try:
         await core.put_endpoint("e", None, {**BODY, "task_type": "sparse_embedding"})
@@ -158,13 +150,13 @@ async def test_full_queue_rejects_with_retry_hint(
 
 
 async def test_restart_restores_endpoints(tiny_repository: Path, tmp_path: Path) -> None:
-    first = make_core(tiny_repository, tmp_path)
+    first = make_core(tiny_repository, tmp_path, **LIMITS)
     await first.start()
     await first.put_endpoint("kept", None, {**BODY, "task_type": "sparse_embedding"})
     expected = (await first.infer("kept", None, ["persist me"]))[0]
     await first.close()
 
-    second = make_core(tiny_repository, tmp_path)
+    second = make_core(tiny_repository, tmp_path, **LIMITS)
     await second.start()
     try:
         assert "kept" in [e.inference_id for e in second.get_endpoints()]
@@ -197,8 +189,8 @@ async def test_missing_model_fails_put_clearly(core: InferenceCore) -> None:
             "num_threads": 1,
         },
     }
-    (core._models.cache_dir / "x").mkdir(parents=True, exist_ok=True)
-    core._models.repository = str(core._models.cache_dir / "x")  # an empty repository
+    (core.models.cache_dir / "x").mkdir(parents=True, exist_ok=True)
+    core.models.repository = str(core.models.cache_dir / "x")  # an empty repository
     with pytest.raises(ElserError) as exc:
         await core.put_endpoint("nomodel", "sparse_embedding", body)
     assert exc.value.code is Code.NOT_FOUND
@@ -210,7 +202,7 @@ async def test_missing_model_fails_put_clearly(core: InferenceCore) -> None:
 
 
 async def test_put_timeout_is_es_408(tiny_repository: Path, tmp_path: Path) -> None:
-    core = make_core(tiny_repository, tmp_path)
+    core = make_core(tiny_repository, tmp_path, **LIMITS)
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:
@@ -222,48 +214,6 @@ async def test_put_timeout_is_es_408(tiny_repository: Path, tmp_path: Path) -> N
         assert put.endpoint.inference_id == "slow"
     finally:
         await core.close()
-
-
-def _item(length: int, enqueued: float) -> _Item:
-    fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    return _Item(np.zeros(length, dtype=np.int64), fut, time.monotonic() + 60, enqueued, RowOptions())  # type: ignore[arg-type]
-
-
-async def test_interactive_lane_first_but_bulk_ages() -> None:
-    dep = Deployment(
-        "d", "m", num_threads=1, target_allocations=1, queue_capacity=100, token_budget=64, max_batch_size=4
-    )
-    now = time.monotonic()
-    bulk = [_item(10, now) for _ in range(3)]
-    inter = _item(5, now)
-    dep._lanes[Priority.BULK].extend(bulk)
-    dep._lanes[Priority.INTERACTIVE].append(inter)
-    dep._queued = 4
-    assert dep._take_batch() == [inter]
-    old = _item(10, now - 5.0)
-    dep._lanes[Priority.BULK].appendleft(old)
-    dep._lanes[Priority.INTERACTIVE].append(_item(5, now))
-    dep._queued += 2
-    batch = dep._take_batch()
-    assert batch[0] is old  # aged bulk work goes before newer interactive work
-
-
-async def test_batches_respect_token_budget_and_drop_cancelled() -> None:
-    dep = Deployment(
-        "d", "m", num_threads=1, target_allocations=1, queue_capacity=100, token_budget=40, max_batch_size=8
-    )
-    now = time.monotonic()
-    items = [_item(n, now) for n in (5, 6, 7, 30, 31)]
-    items[1].future.cancel()
-    dep._lanes[Priority.BULK].extend(items)
-    dep._queued = len(items)
-    first = dep._take_batch()
-    assert items[1] not in first and items[0] in first
-    assert len(first) * max(i.length for i in first) <= 40
-    taken = list(first)
-    while dep.queued:
-        taken += dep._take_batch()
-    assert {id(i) for i in taken} == {id(i) for i in items if i is not items[1]}
 
 
 WORD_CHUNKING = {"strategy": "word", "max_chunk_size": 10, "overlap": 1}
@@ -323,7 +273,7 @@ async def test_a_failed_chunk_window_fails_only_its_inputs(
 async def test_threads_beyond_the_processors_stay_starting_with_the_reason(
     tiny_repository: Path, tmp_path: Path
 ) -> None:
-    core = make_core(tiny_repository, tmp_path, processors=1)
+    core = make_core(tiny_repository, tmp_path, **LIMITS, processors=1)
     await core.start()
     try:
         body = {**BODY, "service_settings": {**BODY["service_settings"], "num_threads": 2}}
@@ -341,8 +291,8 @@ async def test_threads_beyond_the_processors_stay_starting_with_the_reason(
 
 
 async def test_a_model_is_unloaded_with_its_last_deployment(tiny_repository: Path, tmp_path: Path) -> None:
-    models = ModelManager(str(tiny_repository), tmp_path / "models")
-    core = InferenceCore(SqliteEndpointStore(tmp_path / "db.sqlite3"), models)
+    core = make_core(tiny_repository, tmp_path, **LIMITS)
+    models = core.models
     await core.start()
     try:
         await core.put_endpoint("one", "sparse_embedding", BODY)

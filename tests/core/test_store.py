@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from elser_server.core.endpoint_config import default_endpoint, parse_put_request
+from elser_server.core.defaults import default_endpoint
+from elser_server.core.endpoint_rules import parse_put_request
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.store import EndpointStore, SqliteEndpointStore
 from elser_server.core.types import Endpoint
@@ -125,7 +126,7 @@ def test_schema_pragmas_and_timestamps(db: Path) -> None:
 
 _WRITER = """
 import dataclasses, sys
-from elser_server.core.endpoint_config import default_endpoint
+from elser_server.core.defaults import default_endpoint
 from elser_server.core.store import SqliteEndpointStore
 
 store = SqliteEndpointStore(sys.argv[1])

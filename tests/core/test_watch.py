@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import WATCHER_QUEUE_SIZE, AllocationCause, DeploymentEvent, Phase
-from elser_server.core.models import ModelManager
-from elser_server.core.service import BatchingConfig, InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.service import InferenceCore
+from support import make_core
+
+LIMITS = {"max_inputs_per_request": 64, "max_input_bytes": 200_000}
 
 HANG_GUARD_S = 60.0  # only against hangs: nothing here asserts on timing
 BODY = {
@@ -21,18 +22,9 @@ BODY = {
 }
 
 
-def make_core(repo: Path, data: Path, processors: int) -> InferenceCore:
-    return InferenceCore(
-        SqliteEndpointStore(data / "endpoints.sqlite3"),
-        ModelManager(str(repo), data / "models"),
-        limits=Limits(max_inputs_per_request=64, max_input_bytes=200_000),
-        batching=BatchingConfig(processors=processors),
-    )
-
-
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = make_core(tiny_repository, tmp_path, processors=2)  # two 1-thread allocations fit
+    c = make_core(tiny_repository, tmp_path, **LIMITS, processors=2)  # two 1-thread allocations fit
     await c.start()
     yield c
     await c.close()
@@ -130,7 +122,7 @@ async def test_update_num_allocations_is_a_user_update_event_and_shows_in_stats(
 async def test_update_beyond_the_processors_is_partially_allocated_with_a_reason(
     tiny_repository: Path, tmp_path: Path
 ) -> None:
-    core = make_core(tiny_repository, tmp_path, processors=1)
+    core = make_core(tiny_repository, tmp_path, **LIMITS, processors=1)
     await core.start()
     try:
         await core.put_endpoint("w", "sparse_embedding", BODY)

@@ -24,17 +24,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from elser_server.core.endpoint_config import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID, ELSER_V2_X86_MODEL_ID
+from elser_server.core.defaults import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID, ELSER_V2_X86_MODEL_ID
 from elser_server.core.errors import ElserError
 from elser_server.core.events import DeploymentEvent, Phase
-from elser_server.core.models import ModelManager
 from elser_server.core.service import InferenceCore
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.default import WHEEL_FILE, extract_checkpoint
 from elser_server.model.package import InstallCancelled, ModelPackage
 from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
-from support import REPO_ROOT
+from support import REPO_ROOT, make_core
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
@@ -108,10 +106,6 @@ async def served(es_repository: Path, tmp_path: Path) -> AsyncIterator[RepoServe
     server.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
     yield server
     await runner.cleanup()
-
-
-def make_core(repository: str, data: Path) -> InferenceCore:
-    return InferenceCore(SqliteEndpointStore(data / "db.sqlite3"), ModelManager(repository, data / "models"))
 
 
 async def put_and_watch(

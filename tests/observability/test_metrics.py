@@ -11,7 +11,7 @@ import pytest
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from prometheus_client.parser import text_string_to_metric_families
-from servicekit import PUT_BODY, running, service_settings
+from support import PUT_BODY, running, server_settings
 
 ENDPOINT = "my-elser"
 INFER = "/elser.v1.InferenceService/Infer"
@@ -37,7 +37,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> None:
-    settings = service_settings(tiny_repository, tmp_path, api_keys="k")
+    settings = server_settings(tiny_repository, tmp_path, api_keys="k")
     auth = {"Authorization": "Bearer k"}
     async with (
         running(settings) as service,
@@ -136,5 +136,5 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
 
 
 async def test_metrics_can_be_turned_off(tiny_repository: Path, tmp_path: Path) -> None:
-    async with running(service_settings(tiny_repository, tmp_path, metrics_enabled=False)) as service:
+    async with running(server_settings(tiny_repository, tmp_path, metrics_enabled=False)) as service:
         assert service.metrics_server is None and service.metrics_port == 0

@@ -20,7 +20,8 @@ from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser.v1 import types_pb2
-from servicekit import PUT_BODY, free_port, running, service_settings
+from serverprocess import free_port
+from support import PUT_BODY, running, server_settings
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 SECRET_TEXT = "zebra-marmalade-secret"
@@ -28,7 +29,7 @@ SECRET_TEXT = "zebra-marmalade-secret"
 
 async def test_rest_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
     async with (
-        running(service_settings(tiny_repository, tmp_path)) as service,
+        running(server_settings(tiny_repository, tmp_path)) as service,
         aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,
     ):
         async with http.get("/", headers={"X-Request-Id": "req-1", "X-Opaque-Id": "opaque-1"}) as response:
@@ -45,7 +46,7 @@ async def test_rest_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
 
 async def test_grpc_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
     async with (
-        running(service_settings(tiny_repository, tmp_path)) as service,
+        running(server_settings(tiny_repository, tmp_path)) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
     ):
         stub = es_grpc.EndpointServiceStub(channel)
@@ -127,7 +128,7 @@ async def test_input_texts_are_logged_only_when_asked(
     tiny_repository: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, log_bodies: bool
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = service_settings(tiny_repository, tmp_path, log_bodies=log_bodies)
+    settings = server_settings(tiny_repository, tmp_path, log_bodies=log_bodies)
     async with (
         running(settings) as service,
         aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,

@@ -11,7 +11,7 @@ import pytest
 from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit import running, service_settings
+from support import running, server_settings
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
 
@@ -24,7 +24,7 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 async def test_spans_for_grpc_and_rest_but_not_health(tiny_repository: Path, tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
-    settings = service_settings(tiny_repository, tmp_path, tracing_enabled=True)
+    settings = server_settings(tiny_repository, tmp_path, tracing_enabled=True)
     async with (
         running(settings, span_exporter=exporter) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,

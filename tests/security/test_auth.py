@@ -16,7 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from servicekit import running, service_settings
+from support import running, server_settings
 
 KEY = "k3y-from-file"
 ENV_KEY = "second-key"
@@ -91,7 +91,7 @@ def _security_error(reason: str) -> dict[str, object]:
 async def test_rest_requires_a_key(tiny_repository: Path, tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text(KEY + "\n", encoding="utf-8")
-    settings = service_settings(tiny_repository, tmp_path, api_keys_file=keys_file, api_keys=ENV_KEY)
+    settings = server_settings(tiny_repository, tmp_path, api_keys_file=keys_file, api_keys=ENV_KEY)
     async with (
         running(settings) as service,
         aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,
@@ -127,7 +127,7 @@ async def test_grpc_requires_a_key_but_health_and_reflection_stay_open(
     tiny_repository: Path, tmp_path: Path
 ) -> None:
     async with (
-        running(service_settings(tiny_repository, tmp_path, api_keys=KEY)) as service,
+        running(server_settings(tiny_repository, tmp_path, api_keys=KEY)) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
     ):
         stub = es_grpc.EndpointServiceStub(channel)
@@ -159,7 +159,7 @@ async def test_grpc_requires_a_key_but_health_and_reflection_stay_open(
 
 
 async def test_health_and_reflection_can_require_a_key(tiny_repository: Path, tmp_path: Path) -> None:
-    settings = service_settings(tiny_repository, tmp_path, api_keys=KEY, auth_health_and_reflection=True)
+    settings = server_settings(tiny_repository, tmp_path, api_keys=KEY, auth_health_and_reflection=True)
     async with (
         running(settings) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,

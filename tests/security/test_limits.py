@@ -13,7 +13,7 @@ from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from servicekit import running, service_settings
+from support import running, server_settings
 
 DEFAULT_ID = ".elser-2-elasticsearch"
 
@@ -26,7 +26,7 @@ def settings_kwargs() -> dict[str, int]:
 async def test_limits_answer_clear_errors(
     tiny_repository: Path, tmp_path: Path, settings_kwargs: dict[str, int]
 ) -> None:
-    settings = service_settings(tiny_repository, tmp_path, **settings_kwargs)
+    settings = server_settings(tiny_repository, tmp_path, **settings_kwargs)
     async with (
         running(settings) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
@@ -78,7 +78,7 @@ async def test_limits_answer_clear_errors(
 async def test_max_concurrent_streams_bounds_calls_per_connection(
     tiny_repository: Path, tmp_path: Path
 ) -> None:
-    settings = service_settings(tiny_repository, tmp_path, grpc_max_concurrent_streams=1)
+    settings = server_settings(tiny_repository, tmp_path, grpc_max_concurrent_streams=1)
     async with (
         running(settings) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
@@ -96,7 +96,7 @@ async def test_max_concurrent_streams_bounds_calls_per_connection(
 
 
 async def test_response_size_limit_is_a_setting(tiny_repository: Path, tmp_path: Path) -> None:
-    settings = service_settings(tiny_repository, tmp_path, max_response_bytes=4096)
+    settings = server_settings(tiny_repository, tmp_path, max_response_bytes=4096)
     async with (
         running(settings) as service,
         grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,

@@ -9,7 +9,7 @@ import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit import running, service_settings
+from support import running, server_settings
 from testpki import Pki
 
 
@@ -49,7 +49,7 @@ async def _get_root(url: str, context: ssl.SSLContext | None) -> int:
 async def test_mtls_accepts_a_client_certificate_and_rejects_a_client_without_one(
     pki: Pki, tiny_repository: Path, tmp_path: Path
 ) -> None:
-    settings = service_settings(
+    settings = server_settings(
         tiny_repository,
         tmp_path,
         tls_cert_file=pki.server_cert,
@@ -77,7 +77,7 @@ async def test_mtls_accepts_a_client_certificate_and_rejects_a_client_without_on
 
 
 async def test_tls_without_client_certificates(pki: Pki, tiny_repository: Path, tmp_path: Path) -> None:
-    settings = service_settings(
+    settings = server_settings(
         tiny_repository, tmp_path, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key
     )
     async with running(settings) as service:

@@ -15,16 +15,19 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from elser_server.core.deployment import Deployment, State
+from elser_server.core.config import AdaptiveConfig
+from elser_server.core.defaults import DEFAULT_MAX_ALLOCATIONS
+from elser_server.core.deployment import State
 from elser_server.core.events import AllocationCause
+from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import AdaptiveAllocations
 
 log = logging.getLogger(__name__)
 
 SCALE_UP_THRESHOLD = 0.9
 SCALE_DOWN_THRESHOLD = 0.85
-DEFAULT_MAX_ALLOCATIONS = 32
 SMOOTHING = 100.0
 DYNAMICS_CHANGE_THRESHOLD = 100.0
 
@@ -77,6 +80,22 @@ class _Baseline:
     at: float
 
 
+class ScalableDeployment(Protocol):
+    """What the scaler reads and drives (core/deployment.py's Deployment)."""
+
+    @property
+    def deployment_id(self) -> str: ...
+    @property
+    def stats(self) -> DeploymentStats: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def target_allocations(self) -> int: ...
+    async def scale_to(self, target: int, cause: AllocationCause) -> None: ...
+
+
 class AdaptiveScaler:
     """The estimates and decision for one deployment."""
 
@@ -87,7 +106,7 @@ class AdaptiveScaler:
         self._allocations_changed = False
         self.last_request_at = time.monotonic()
 
-    def observe(self, deployment: Deployment, now: float) -> None:
+    def observe(self, deployment: ScalableDeployment, now: float) -> None:
         stats = deployment.stats
         failed = stats.error_count + stats.timeout_count + stats.rejected_execution_count
         previous, self._baseline = (
@@ -140,7 +159,7 @@ class AdaptiveScaler:
         return n if n != current else None
 
 
-AdaptiveTarget = tuple[Deployment, AdaptiveAllocations]
+AdaptiveTarget = tuple[ScalableDeployment, AdaptiveAllocations]
 
 
 class AdaptiveAllocator:
@@ -149,15 +168,12 @@ class AdaptiveAllocator:
     def __init__(
         self,
         targets: Callable[[], Iterable[AdaptiveTarget]],
-        *,
-        interval_s: float = 10.0,
-        scale_to_zero_s: float = 24 * 3600.0,
-        scale_up_cooldown_s: float = 300.0,
+        config: AdaptiveConfig,
     ) -> None:
         self._targets = targets
-        self.interval_s = interval_s
-        self.scale_to_zero_s = scale_to_zero_s
-        self.scale_up_cooldown_s = scale_up_cooldown_s
+        self.interval_s = config.interval_s
+        self.scale_to_zero_s = config.scale_to_zero_s
+        self.scale_up_cooldown_s = config.scale_up_cooldown_s
         self._scalers: dict[str, AdaptiveScaler] = {}
         self._last_scale_up: dict[str, float] = {}
 

@@ -99,6 +99,50 @@ def endpoint_exists(inference_id: str) -> ElserError:
     )
 
 
+def deployment_not_found(deployment_id: str, *, field: str | None = None) -> ElserError:
+    return ElserError(
+        Code.NOT_FOUND,
+        f"Cannot find deployment [{deployment_id}]",
+        "resource_not_found_exception",
+        404,
+        "DEPLOYMENT_NOT_FOUND",
+        field_violations=() if field is None else (FieldViolation(field, "no such deployment"),),
+        resource=Resource(DEPLOYMENT_RESOURCE, deployment_id),
+    )
+
+
+def model_not_found(model_id: str) -> ElserError:
+    return ElserError(
+        Code.NOT_FOUND,
+        f"Could not deploy model [{model_id}] as the model cannot be found.",
+        "resource_not_found_exception",
+        404,
+        "MODEL_NOT_FOUND",
+    )
+
+
+def model_invalid(model_id: str, problem: str) -> ElserError:
+    return ElserError(
+        Code.FAILED_PRECONDITION,
+        f"Could not deploy model [{model_id}]: {problem}",
+        "status_exception",
+        400,
+        "MODEL_INVALID",
+    )
+
+
+def deployment_start_timeout(waited: str) -> ElserError:
+    """ES's answer to a PUT whose deployment did not start within the request's timeout (`waited`: 30s)."""
+    return ElserError(
+        Code.DEADLINE_EXCEEDED,
+        f"Timed out after [{waited}] waiting for model deployment to start. "
+        "Use the trained model stats API to track the state of the deployment.",
+        "status_exception",
+        408,
+        "DEPLOYMENT_START_TIMEOUT",
+    )
+
+
 def task_type_mismatch(reason: str) -> ElserError:
     return ElserError(Code.FAILED_PRECONDITION, reason, "status_exception", 400, "TASK_TYPE_MISMATCH")
 
@@ -126,6 +170,27 @@ def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.
 
 def shutting_down() -> ElserError:
     return unavailable("the server is shutting down: retry on another instance", "SHUTTING_DOWN")
+
+
+def missing_credentials(subject: str) -> ElserError:
+    """`subject`: what was called, as ES prints it: `REST request [/path]`, or `gRPC call [/pkg.Svc/Method]`."""
+    return ElserError(
+        Code.UNAUTHENTICATED,
+        f"missing authentication credentials for {subject}",
+        "security_exception",
+        401,
+        "MISSING_CREDENTIALS",
+    )
+
+
+def invalid_credentials(subject: str) -> ElserError:
+    return ElserError(
+        Code.UNAUTHENTICATED,
+        f"unable to authenticate with provided credentials for {subject}",
+        "security_exception",
+        401,
+        "INVALID_CREDENTIALS",
+    )
 
 
 def internal(reason: str, error_reason: str = "INTERNAL") -> ElserError:

@@ -1,7 +1,9 @@
-"""The core facade both transports call (the MLServer "data plane" pattern): endpoints, deployments, inference.
+"""The core facade both transports call (the MLServer "data plane" pattern): endpoint CRUD, deployments'
+lifecycle, inference.
 
-ES semantics live here once; transports only translate. Endpoint rules come from `endpoint_config`,
-persistence from an `EndpointStore`, models from the `ModelManager`, batching from `Deployment`.
+ES semantics live here once; transports only translate. Endpoint rules come from `endpoint_rules` and
+`update_rules`, persistence from an `EndpointStore`, models from the `ModelManager`, batching from `Deployment`,
+chunked inference from `chunked`.
 """
 
 from __future__ import annotations
@@ -9,128 +11,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveTarget
-from elser_server.core.chunking.chunker import Chunk, chunk
+from elser_server.core.chunked import chunked_embeddings
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
-from elser_server.core.deployment import Deployment, DeploymentStats, RowOptions, State
-from elser_server.core.endpoint_config import (
-    DEFAULT_ENDPOINT_ID,
-    RESERVED_ENDPOINT_IDS,
+from elser_server.core.config import CoreConfig
+from elser_server.core.defaults import DEFAULT_ENDPOINT_ID, RESERVED_ENDPOINT_IDS, default_endpoint
+from elser_server.core.deployment import Deployment, State
+from elser_server.core.embedder import Embedder
+from elser_server.core.endpoint_rules import (
     check_infer_task_type,
     check_task_type,
-    default_endpoint,
     parse_put_request,
     parse_task_type,
-    parse_update_request,
+    validate_infer_inputs,
 )
 from elser_server.core.errors import (
-    Code,
     ElserError,
-    FieldViolation,
     deadline_exceeded,
+    deployment_start_timeout,
     endpoint_exists,
     endpoint_not_found,
     internal,
     invalid,
 )
+from elser_server.core.es_validation import format_time_value
 from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
-from elser_server.core.models import ModelManager
+from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
+from elser_server.core.queue import RowOptions
+from elser_server.core.stats import DeploymentStats
 from elser_server.core.store import EndpointStore
-from elser_server.core.types import Endpoint, InferOptions, Priority, SparseEmbedding, TaskType
-from elser_server.runtime.tokenizer import Encoding, Tokenizer
+from elser_server.core.types import (
+    ChunkedInputDone,
+    ChunkEmbedding,
+    DeleteResult,
+    DeploymentReport,
+    Endpoint,
+    InferOptions,
+    Priority,
+    PutResult,
+    SparseEmbedding,
+    TaskType,
+)
+from elser_server.core.update_rules import parse_update_request
 
 log = logging.getLogger(__name__)
 
 VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new endpoint
 # Endpoints stored before ES 8.16 have no chunking settings and chunk as word 250/100.
 LEGACY_CHUNKING = ChunkingSettings(Strategy.WORD, max_chunk_size=250, overlap=100)
-INLINE_TOKENIZE_CHARS = 2000  # ≈ 20 µs of tokenization
-CHUNK_WINDOW = 16  # chunks queued at a time: small, so the first results stream out early
-
-
-@dataclass(frozen=True)
-class PutResult:
-    endpoint: Endpoint
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DeleteResult:
-    acknowledged: bool
-    pipelines: list[str] = field(default_factory=list)
-    indexes: list[str] = field(default_factory=list)
-    error_message: str | None = None
-
-
-@dataclass(frozen=True)
-class ChunkEmbedding:
-    """One chunk of input `input_index` (chunks numbered in text order) and its embedding."""
-
-    input_index: int
-    chunk_index: int
-    chunk: Chunk
-    embedding: SparseEmbedding
-
-
-@dataclass(frozen=True)
-class ChunkedInputDone:
-    """Every chunk of input `input_index` was sent (`chunk_count`), or it failed with `error` alone."""
-
-    input_index: int
-    chunk_count: int
-    error: ElserError | None = None
-
-
-@dataclass(frozen=True)
-class DeploymentReport:
-    """What GetDeploymentStats / the stats route show (after ES deployment_stats)."""
-
-    snapshot: DeploymentEvent
-    stats: DeploymentStats
-    threads_per_allocation: int
-    queue_capacity: int
-    queued: int = 0
-    start_time: float | None = None
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_inputs_per_request: int = 1024
-    max_input_bytes: int = 1 << 20
-    default_timeout_s: float = 30.0
-    put_timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    queue_capacity: int = 10_000
-    token_budget: int = 1024
-    max_batch_size: int = 32
-    processors: int | None = None
-    stop_grace_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class AdaptiveConfig:
-    interval_s: float = 10.0
-    scale_to_zero_s: float = 24 * 3600.0
-    scale_up_cooldown_s: float = 300.0
-
-
-def format_time_value(seconds: float) -> str:
-    """ES TimeValue rendering used in messages: 30s, 1.5s → 1500ms, 2m."""
-    ms = round(seconds * 1000)
-    if ms % 60_000 == 0 and ms >= 60_000:
-        return f"{ms // 60_000}m"
-    if ms % 1000 == 0:
-        return f"{ms // 1000}s"
-    return f"{ms}ms"
 
 
 class InferenceCore:
@@ -138,30 +71,22 @@ class InferenceCore:
         self,
         store: EndpointStore,
         models: ModelManager,
+        config: CoreConfig,
         *,
-        limits: Limits = Limits(),
-        batching: BatchingConfig = BatchingConfig(),
-        adaptive: AdaptiveConfig = AdaptiveConfig(),
-        preload_default_endpoint: bool = False,
         observer: CoreObserver | None = None,
     ) -> None:
         self._store = store
         self._observer = observer
         self._models = models
-        self._limits = limits
-        self._batching = batching
-        self._preload_default = preload_default_endpoint
+        self._limits = config.limits
+        self._batching = config.batching
+        self._preload_default = config.preload_default_endpoint
         self._endpoints: dict[str, Endpoint] = {}
         self._deployments: dict[str, Deployment] = {}
         self._deploy_tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._events = EventHub()
-        self._allocator = AdaptiveAllocator(
-            self._adaptive_targets,
-            interval_s=adaptive.interval_s,
-            scale_to_zero_s=adaptive.scale_to_zero_s,
-            scale_up_cooldown_s=adaptive.scale_up_cooldown_s,
-        )
+        self._allocator = AdaptiveAllocator(self._adaptive_targets, config.adaptive)
         self._allocator_task: asyncio.Task[None] | None = None
         self._readiness_listeners: list[Callable[[bool], None]] = []
         self._draining = False
@@ -249,7 +174,7 @@ class InferenceCore:
         return PutResult(endpoint, parsed.warnings)  # as configured; GET shows the live allocation count
 
     def get_endpoints(self, inference_id: str | None = None, task_type: str | None = None) -> list[Endpoint]:
-        requested = parse_task_type(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type)
         if inference_id in (None, "_all", "*"):
             found = [
                 e
@@ -265,7 +190,7 @@ class InferenceCore:
     async def delete_endpoint(
         self, inference_id: str, task_type: str | None = None, *, dry_run: bool = False, force: bool = False
     ) -> DeleteResult:
-        requested = parse_task_type(task_type) if task_type is not None else None
+        requested = parse_task_type(task_type)
         async with self._lock(inference_id):
             endpoint = self._get(inference_id)
             check_task_type(endpoint, requested)
@@ -318,84 +243,18 @@ class InferenceCore:
         deadline: float | None = None,
     ) -> AsyncIterator[ChunkEmbedding | ChunkedInputDone]:
         """Chunk each input (the endpoint's settings, or `chunking_settings` when given) and embed every chunk
-        through the shared queue. Results stream in input and chunk order; one input failing does not fail the
-        others. Work advances window by window (windows span inputs), so memory stays bounded whatever the text
-        length."""
-        requested = parse_task_type(task_type) if task_type is not None else None
+        (core/chunked.py). One input failing does not fail the others."""
         endpoint = self._get(inference_id)
-        check_infer_task_type(endpoint, requested)
-        self._validate_inputs(inputs, options)
+        check_infer_task_type(endpoint, parse_task_type(task_type))
         settings = (
             parse_chunking_settings(chunking_settings)
             if chunking_settings is not None
             else endpoint.chunking_settings or LEGACY_CHUNKING
         )
-        if deadline is None:
-            deadline = time.monotonic() + self._limits.default_timeout_s
-        deployment = await self._deployment_for_inference(endpoint, deadline)
-        model = await self._models.get(deployment.model_id)
-        lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
-        row_options = RowOptions(options.top_k, options.min_weight, lookup)
-        loop = asyncio.get_running_loop()
+        embedder = await self._embedder(endpoint, inputs, options, deadline)
         priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
-
-        async def embed_window(window: list[tuple[int, Chunk]]) -> list[SparseEmbedding]:
-            pieces = [c.text(inputs[index]) for index, c in window]
-            encodings = await self._tokenize(model.tokenizer, pieces)
-            rows = await deployment.embed(
-                encodings, priority=priority, deadline=deadline, options=row_options
-            )
-            return [
-                SparseEmbedding(r.token_ids, r.weights, e.is_truncated, len(e.ids), r.tokens)
-                for r, e in zip(rows, encodings, strict=True)
-            ]
-
-        async def windows() -> AsyncGenerator[list[tuple[int, Chunk]], None]:
-            # Windows span inputs, so many short inputs share one batch instead of one call each.
-            window: list[tuple[int, Chunk]] = []
-            for index, text in enumerate(inputs):
-                for c in await loop.run_in_executor(self._tokenize_pool, chunk, text, settings):
-                    window.append((index, c))
-                    if len(window) == CHUNK_WINDOW:
-                        yield window
-                        window = []
-            if window:
-                yield window
-
-        source = windows()
-        # One window is always queued ahead of the one being streamed, so the allocations never idle.
-        pending: deque[tuple[list[tuple[int, Chunk]], asyncio.Future[list[SparseEmbedding]]]] = deque()
-
-        async def queue_ahead() -> None:
-            while len(pending) < 2 and (window := await anext(source, None)) is not None:
-                pending.append((window, asyncio.ensure_future(embed_window(window))))
-
-        failed: dict[int, ElserError] = {}  # a failed window fails the inputs it held, not the others
-        current, sent = 0, 0  # the input being streamed and how many of its chunks were sent
-        try:
-            await queue_ahead()
-            while pending:
-                window, future = pending.popleft()
-                try:
-                    embeddings = await future
-                except ElserError as exc:
-                    for index, _ in window:
-                        failed.setdefault(index, exc)
-                await queue_ahead()
-                for position, (index, c) in enumerate(window):
-                    while current < index:  # inputs before this one are complete (or had no chunks)
-                        yield ChunkedInputDone(current, sent, failed.get(current))
-                        current, sent = current + 1, 0
-                    if index not in failed:
-                        yield ChunkEmbedding(index, sent, c, embeddings[position])
-                        sent += 1
-            while current < len(inputs):
-                yield ChunkedInputDone(current, sent, failed.get(current))
-                current, sent = current + 1, 0
-        finally:
-            for _, future in pending:
-                future.cancel()
-            await source.aclose()
+        async for item in chunked_embeddings(embedder, inputs, settings, priority):
+            yield item
 
     # --- deployments: watch and stats -------------------------------------------------------------------------
 
@@ -415,6 +274,15 @@ class InferenceCore:
             reason="not deployed: deploys on first use",
         )
         return self._events.watch(inference_id, idle)
+
+    @property
+    def models(self) -> ModelManager:
+        return self._models
+
+    def deployment(self, inference_id: str) -> Deployment | None:
+        """The local deployment serving `inference_id` (also one a PUT is still creating); None when it has
+        none (the default endpoint before its first use)."""
+        return self._deployments.get(inference_id)
 
     def deployment_stats(self, inference_id: str) -> DeploymentReport:
         endpoint = self._get(inference_id)
@@ -445,77 +313,32 @@ class InferenceCore:
         *,
         deadline: float | None = None,
     ) -> list[SparseEmbedding]:
-        requested = parse_task_type(task_type) if task_type is not None else None
+        """Embeddings in input order. `deadline`: a time.monotonic() value (None: the default timeout).
+        Cancelling the caller (client cancel, deadline) drops its queued work."""
         endpoint = self._get(inference_id)
-        check_infer_task_type(endpoint, requested)
-        self._validate_inputs(inputs, options)
+        check_infer_task_type(endpoint, parse_task_type(task_type))
+        embedder = await self._embedder(endpoint, inputs, options, deadline)
+        # Refused before tokenizing: an overloaded deployment spends no CPU on work it would refuse.
+        embedder.deployment.check_room(len(inputs))
+        return await embedder.embed(inputs, options.priority)
+
+    async def _embedder(
+        self, endpoint: Endpoint, inputs: Sequence[str], options: InferOptions, deadline: float | None
+    ) -> Embedder:
+        """Validate the inputs and wait (within the deadline) for the endpoint's deployment to serve."""
+        validate_infer_inputs(
+            inputs,
+            options,
+            max_inputs=self._limits.max_inputs_per_request,
+            max_input_bytes=self._limits.max_input_bytes,
+        )
         if deadline is None:
             deadline = time.monotonic() + self._limits.default_timeout_s
         deployment = await self._deployment_for_inference(endpoint, deadline)
-        deployment.check_room(len(inputs))
         model = await self._models.get(deployment.model_id)
-        encodings = await self._tokenize(model.tokenizer, inputs)
         lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
         row_options = RowOptions(options.top_k, options.min_weight, lookup)
-        rows = await deployment.embed(
-            encodings, priority=options.priority, deadline=deadline, options=row_options
-        )
-        return [
-            SparseEmbedding(r.token_ids, r.weights, e.is_truncated, len(e.ids), r.tokens)
-            for r, e in zip(rows, encodings, strict=True)
-        ]
-
-    async def _tokenize(self, tokenizer: Tokenizer, texts: Sequence[str]) -> list[Encoding]:
-        """Short requests (search queries) are tokenized inline: a thread hop would cost more than the work."""
-        if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
-            return tokenizer.encode_batch(texts)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._tokenize_pool, tokenizer.encode_batch, list(texts))
-
-    def _validate_inputs(self, inputs: Sequence[str], options: InferOptions) -> None:
-        if not inputs:
-            raise invalid(
-                "Validation Failed: 1: Field [input] cannot be an empty array;",
-                es_type="action_request_validation_exception",
-                field="input",
-                error_reason="EMPTY_INPUT",
-            )
-        limit = self._limits.max_inputs_per_request
-        if len(inputs) > limit:
-            raise invalid(
-                f"Validation Failed: 1: Too many inputs [{len(inputs)}]: at most [{limit}] are accepted per "
-                "request;",
-                es_type="action_request_validation_exception",
-                field="input",
-                error_reason="TOO_MANY_INPUTS",
-            )
-        violations = []
-        for i, text in enumerate(inputs):
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                violations.append(FieldViolation(f"input[{i}]", f"input [{i}] is not valid Unicode text"))
-                continue
-            if size > self._limits.max_input_bytes:
-                violations.append(
-                    FieldViolation(
-                        f"input[{i}]",
-                        f"input [{i}] is [{size}] bytes, larger than the limit of "
-                        f"[{self._limits.max_input_bytes}] bytes",
-                    )
-                )
-        if options.top_k is not None and options.top_k < 0:
-            violations.append(FieldViolation("top_k", "top_k must not be negative"))
-        if options.min_weight is not None and options.min_weight < 0:
-            violations.append(FieldViolation("min_weight", "min_weight must not be negative"))
-        if violations:
-            raise invalid(
-                "Validation Failed: "
-                + "".join(f"{n}: {v.description};" for n, v in enumerate(violations, start=1)),
-                es_type="action_request_validation_exception",
-                violations=violations,
-                error_reason="INVALID_INPUT",
-            )
+        return Embedder(deployment, model.tokenizer, row_options, deadline, self._tokenize_pool)
 
     # --- deployments -----------------------------------------------------------------------------------------
 
@@ -571,14 +394,7 @@ class InferenceCore:
         try:
             await asyncio.wait_for(asyncio.shield(deployment.wait_started()), timeout_s)
         except TimeoutError:
-            raise ElserError(
-                Code.DEADLINE_EXCEEDED,
-                f"Timed out after [{format_time_value(timeout_s)}] waiting for model deployment to start. "
-                "Use the trained model stats API to track the state of the deployment.",
-                "status_exception",
-                408,
-                "DEPLOYMENT_START_TIMEOUT",
-            ) from None
+            raise deployment_start_timeout(format_time_value(timeout_s)) from None
         return deployment
 
     async def _deployment_for_inference(self, endpoint: Endpoint, deadline: float) -> Deployment:
@@ -596,7 +412,7 @@ class InferenceCore:
 
     async def _validation_inference(self, endpoint: Endpoint, deployment: Deployment) -> None:
         model = await self._models.get(deployment.model_id)
-        encodings: list[Encoding] = model.tokenizer.encode_batch([VALIDATION_INPUT])
+        encodings = model.tokenizer.encode_batch([VALIDATION_INPUT])
         try:
             await deployment.embed(
                 encodings,
@@ -635,7 +451,7 @@ class InferenceCore:
     # --- helpers ---------------------------------------------------------------------------------------------
 
     def _adaptive_targets(self) -> list[AdaptiveTarget]:
-        targets = []
+        targets: list[AdaptiveTarget] = []
         for dep_id, deployment in self._deployments.items():
             endpoint = self._endpoints.get(dep_id) or (
                 default_endpoint() if dep_id == DEFAULT_ENDPOINT_ID else None

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from elser_server.core.endpoint_config import endpoint_from_dict
 from elser_server.core.errors import endpoint_exists, endpoint_not_found, internal
 from elser_server.core.types import Endpoint
 
@@ -87,7 +86,7 @@ class SqliteEndpointStore:
     def load_all(self) -> list[Endpoint]:
         with self._lock:
             rows = self._conn.execute("SELECT config FROM endpoints ORDER BY inference_id").fetchall()
-        return [endpoint_from_dict(json.loads(config)) for (config,) in rows]
+        return [Endpoint.from_dict(json.loads(config)) for (config,) in rows]
 
     def insert(self, endpoint: Endpoint) -> None:
         now = time.time()

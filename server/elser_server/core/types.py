@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from elser_server.core.chunking.settings import ChunkingSettings
+from elser_server.core.chunking.chunker import Chunk
+from elser_server.core.chunking.settings import ChunkingSettings, parse_chunking_settings
+
+if TYPE_CHECKING:
+    from elser_server.core.errors import ElserError
+    from elser_server.core.events import DeploymentEvent
+    from elser_server.core.stats import DeploymentStats
 
 
 class TaskType(enum.StrEnum):
@@ -90,6 +97,33 @@ class Endpoint:
             out["chunking_settings"] = self.chunking_settings.to_dict()
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Endpoint:
+        """Inverse of `to_dict()` for trusted (stored) data."""
+        ss = d["service_settings"]
+        adaptive = ss.get("adaptive_allocations")
+        chunking = d.get("chunking_settings")
+        return cls(
+            inference_id=d["inference_id"],
+            task_type=TaskType(d["task_type"]),
+            service=d["service"],
+            service_settings=ServiceSettings(
+                model_id=ss["model_id"],
+                num_threads=ss["num_threads"],
+                num_allocations=ss.get("num_allocations"),
+                adaptive_allocations=None
+                if adaptive is None
+                else AdaptiveAllocations(
+                    adaptive.get("enabled"),
+                    adaptive.get("min_number_of_allocations"),
+                    adaptive.get("max_number_of_allocations"),
+                ),
+                deployment_id=ss.get("deployment_id"),
+            ),
+            chunking_settings=None if chunking is None else parse_chunking_settings(chunking),
+            task_settings=dict(d.get("task_settings", {})),
+        )
+
 
 @dataclass(frozen=True)
 class InferOptions:
@@ -108,3 +142,48 @@ class SparseEmbedding:
     is_truncated: bool
     num_tokens: int
     tokens: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    endpoint: Endpoint
+    warnings: list[str] = field(default_factory=list)  # ES deprecation warnings (REST: `Warning` headers)
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    acknowledged: bool
+    pipelines: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkEmbedding:
+    """One chunk of input `input_index` (chunks numbered in text order) and its embedding."""
+
+    input_index: int
+    chunk_index: int
+    chunk: Chunk
+    embedding: SparseEmbedding
+
+
+@dataclass(frozen=True)
+class ChunkedInputDone:
+    """Every chunk of input `input_index` was sent (`chunk_count`), or it failed with `error` alone."""
+
+    input_index: int
+    chunk_count: int
+    error: ElserError | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    """What GetDeploymentStats / the stats route show (after ES deployment_stats)."""
+
+    snapshot: DeploymentEvent
+    stats: DeploymentStats
+    threads_per_allocation: int
+    queue_capacity: int
+    queued: int = 0
+    start_time: float | None = None

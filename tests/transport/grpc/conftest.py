@@ -7,32 +7,22 @@ from pathlib import Path
 
 import grpc
 import pytest
-from elser_server.core.models import ModelManager
-from elser_server.core.service import InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.core.service import InferenceCore
 from elser_server.transport.grpc.server import GrpcTransport
-
-PUT_BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
+from support import make_core, server_settings
 
 
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[InferenceCore]:
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
-        limits=Limits(max_inputs_per_request=64),
-    )
+    core = make_core(tiny_repository, tmp_path, max_inputs_per_request=64)
     await core.start()
     yield core
     await core.close()
 
 
 @pytest.fixture
-async def port(core: InferenceCore) -> AsyncIterator[int]:
-    transport = GrpcTransport(core, host="127.0.0.1", port=0)
+async def port(core: InferenceCore, tmp_path: Path) -> AsyncIterator[int]:
+    transport = GrpcTransport(core, server_settings(data_dir=tmp_path))
     bound = await transport.start()
     yield bound
     await transport.stop(0)

@@ -8,7 +8,8 @@ import gc
 import grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
-from elser_server.core.service import CHUNK_WINDOW, InferenceCore
+from elser_server.core.chunked import CHUNK_WINDOW
+from elser_server.core.service import InferenceCore
 from elser_server.core.types import SparseEmbedding
 
 SENTENCES = [

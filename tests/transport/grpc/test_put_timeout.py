@@ -12,12 +12,10 @@ import pytest
 from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import types_pb2
-from elser_server.core.models import ModelManager
-from elser_server.core.service import InferenceCore
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.transport.grpc.server import GrpcTransport
 from grpcdetails import rich
 from serverprocess import SlowRepository
+from support import make_core, server_settings
 
 
 @pytest.fixture
@@ -25,11 +23,9 @@ async def slow_channel(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[g
     root = tmp_path / "served"
     shutil.copytree(tiny_repository, root)
     repository = SlowRepository(root, delay_s=0.5)  # the model file takes far longer than the deadline
-    core = InferenceCore(
-        SqliteEndpointStore(tmp_path / "db.sqlite3"), ModelManager(repository.url, tmp_path / "models")
-    )
+    core = make_core(repository.url, tmp_path)
     await core.start()
-    transport = GrpcTransport(core, host="127.0.0.1", port=0)
+    transport = GrpcTransport(core, server_settings(data_dir=tmp_path))
     port = await transport.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

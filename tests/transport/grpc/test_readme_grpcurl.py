@@ -25,8 +25,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit import running, service_settings
-from support import REPO_ROOT
+from support import REPO_ROOT, running, server_settings
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 README = REPO_ROOT / "README.md"
@@ -146,7 +145,7 @@ async def test_readme_grpcurl_examples(tiny_repository: Path, tmp_path: Path) ->
     (workdir / ".venv" / "bin").mkdir(parents=True)
     (workdir / ".venv" / "bin" / "grpcurl").symlink_to(GRPCURL)
 
-    settings = service_settings(
+    settings = server_settings(
         tiny_repository, tmp_path / "data", preload_default_endpoint=True, http_enabled=False
     )
     async with running(settings) as service:

@@ -18,7 +18,7 @@ from elser_server.settings import Settings
 from elser_server.transport.grpc.server import GrpcTransport
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic_settings import CliApp
-from servicekit import running, service_settings
+from support import running, server_settings
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 ELSER_SERVICES = {"elser.v1.EndpointService", "elser.v1.InferenceService"}
@@ -57,8 +57,8 @@ async def listed_services(port: int) -> set[str]:
 
 
 @pytest.fixture
-async def port_without_reflection(core: InferenceCore) -> AsyncIterator[int]:
-    transport = GrpcTransport(core, host="127.0.0.1", port=0, reflection=False)
+async def port_without_reflection(core: InferenceCore, tmp_path: Path) -> AsyncIterator[int]:
+    transport = GrpcTransport(core, server_settings(data_dir=tmp_path, reflection=False))
     bound = await transport.start()
     yield bound
     await transport.stop(0)
@@ -120,7 +120,7 @@ def test_setting_sources(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("reflection", [False, True])
 async def test_service_follows_setting(tiny_repository: Path, tmp_path: Path, reflection: bool) -> None:
     """The whole service (app.Service, as elser-server builds it) passes the setting to its gRPC listener."""
-    settings = service_settings(tiny_repository, tmp_path, reflection=reflection, http_enabled=False)
+    settings = server_settings(tiny_repository, tmp_path, reflection=reflection, http_enabled=False)
     async with running(settings) as service:
         if reflection:
             assert await listed_services(service.grpc_port) >= ELSER_SERVICES

@@ -8,31 +8,25 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from elser_server.app import build_core
 from elser_server.core.service import InferenceCore
-from elser_server.settings import Settings
 from elser_server.transport.rest import RestTransport
+from support import make_core, server_settings
 
 MAX_BODY_BYTES = 256 * 1024
 
 
 @pytest.fixture
 async def core(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[InferenceCore]:
-    settings = Settings(
-        data_dir=tmp_path,
-        model_repository=str(tiny_repository),
-        preload_default_endpoint=False,
-        max_inputs_per_request=64,
-    )
-    core = build_core(settings)
+    core = make_core(tiny_repository, tmp_path, max_inputs_per_request=64)
     await core.start()
     yield core
     await core.close()
 
 
 @pytest.fixture
-async def base_url(core: InferenceCore) -> AsyncIterator[str]:
-    transport = RestTransport(core, "127.0.0.1", 0, max_body_bytes=MAX_BODY_BYTES, node_name="test-node")
+async def base_url(core: InferenceCore, tmp_path: Path) -> AsyncIterator[str]:
+    settings = server_settings(data_dir=tmp_path, max_request_bytes=MAX_BODY_BYTES)
+    transport = RestTransport(core, settings, node_name="test-node")
     port = await transport.start()
     yield f"http://127.0.0.1:{port}"
     await transport.stop()

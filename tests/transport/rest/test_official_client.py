@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, ElasticsearchWarning, NotFoundError
-from elser_server.core.endpoint_config import DEFAULT_ELSER_MODEL_ID
+from elser_server.core.defaults import DEFAULT_ELSER_MODEL_ID
 from es_bodies import ELSER_BODY, ES_BODY
 
 DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from elser_server.core.errors import ElserError, invalid
+from elser_server.core.errors import invalid
+from elser_server.core.es_validation import (
+    ValidationErrors,
+    java_double,
+    java_str,
+    take_int,
+    take_positive_int,
+    type_error,
+)
 
 SCOPE = "chunking_settings"
-_INT_MIN = -(2**31)
-_INT_MAX = 2**31 - 1
+_ERROR = ("validation_exception", "INVALID_ARGUMENT", SCOPE)  # ES type, ErrorInfo reason, field
 
 WORD_MAX_CHUNK_SIZE_RANGE = (10, 300)
 # ES's source enforces only >= 20 for sentence; the docs (and ELSER's 512-token window) say 300.
@@ -97,104 +102,26 @@ _EXTRA_KEYS_PREFIX: dict[Strategy, str] = {
 }
 
 
-def java_str(value: object) -> str:
-    """Render a JSON value as Java's `toString()` would (ES interpolates values into messages that way)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _java_double(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(java_str(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_str(k)}={java_str(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
-def _java_double(value: float) -> str:
-    """Java's `Double.toString`: shortest digits, plain in [1e-3, 1e7), else `d.dddE<exp>`."""
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if value == 0 or 1e-3 <= abs(value) < 1e7:
-        text = repr(float(value))
-        return text if "e" not in text else format(Decimal(text), "f")
-    sign, digits, exp = Decimal(repr(float(value))).normalize().as_tuple()
-    assert isinstance(exp, int)
-    text = "".join(map(str, digits))
-    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{len(digits) - 1 + exp}"
-
-
-class _Errors:
-    """ES's ValidationException: collects messages, raised as "Validation Failed: 1: a;2: b;"."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.messages.append(message)
-
-    def error(self) -> ElserError:
-        reason = "Validation Failed: " + "".join(f"{i}: {m};" for i, m in enumerate(self.messages, 1))
-        return invalid(reason, es_type="validation_exception", field=SCOPE)
-
-    def raise_if_any(self) -> None:
-        if self.messages:
-            raise self.error()
-
-
-def _type_error(key: str, value: object, java_type: str) -> str:
-    return (
-        f"field [{key}] is not of the expected type. The value [{java_str(value)}] cannot be converted to a "
-        f"[{java_type}]"
-    )
-
-
-def _take_int(d: dict[str, Any], key: str, errors: _Errors) -> tuple[bool, int | None]:
-    """Remove `key` as a Java Integer; returns (ok, value). bool, float and out-of-int-range values are
-    other Java types in ES's JSON parsing, hence type errors."""
-    value = d.pop(key, None)
-    if value is None:
-        return True, None
-    if isinstance(value, int) and not isinstance(value, bool) and _INT_MIN <= value <= _INT_MAX:
-        return True, value
-    errors.add(_type_error(key, value, "Integer"))
-    return False, None
-
-
-def _required_positive_int(d: dict[str, Any], key: str, errors: _Errors) -> int | None:
-    ok, value = _take_int(d, key, errors)
-    if not ok:
-        return None
-    if value is None:
-        errors.add(f"[{SCOPE}] does not contain the required setting [{key}]")
-        return None
-    if value <= 0:
-        errors.add(f"[{SCOPE}] Invalid value [{value}]. [{key}] must be a positive integer")
-        return None
-    return value
-
-
-def _check_max(key: str, value: int, maximum: int, errors: _Errors) -> bool:
+def _check_max(key: str, value: int, maximum: int, errors: ValidationErrors) -> bool:
     if value > maximum:
         errors.add(
-            f"[{SCOPE}] Invalid value [{_java_double(value)}]. [{key}] must be a less than or equal to "
-            f"[{_java_double(maximum)}]"
+            f"[{SCOPE}] Invalid value [{java_double(value)}]. [{key}] must be a less than or equal to "
+            f"[{java_double(maximum)}]"
         )
         return False
     return True
 
 
 def _required_int_between(
-    d: dict[str, Any], key: str, bounds: tuple[int, int], errors: _Errors
+    d: dict[str, Any], key: str, bounds: tuple[int, int], errors: ValidationErrors
 ) -> int | None:
-    value = _required_positive_int(d, key, errors)
+    value = take_positive_int(d, key, SCOPE, errors, required=True)
     if value is None:
         return None
     if value < bounds[0]:
         errors.add(
-            f"[{SCOPE}] Invalid value [{_java_double(value)}]. [{key}] must be a greater than or equal to "
-            f"[{_java_double(bounds[0])}]"
+            f"[{SCOPE}] Invalid value [{java_double(value)}]. [{key}] must be a greater than or equal to "
+            f"[{java_double(bounds[0])}]"
         )
         return None
     return value if _check_max(key, value, bounds[1], errors) else None
@@ -218,7 +145,7 @@ def _strategy(d: Mapping[str, Any]) -> Strategy:
         ) from None
 
 
-def _separators(d: dict[str, Any], errors: _Errors) -> tuple[str, ...]:
+def _separators(d: dict[str, Any], errors: ValidationErrors) -> tuple[str, ...]:
     group_raw = d.pop("separator_group", None)
     group: SeparatorGroup | None = None
     if group_raw is not None:
@@ -246,7 +173,7 @@ def _separators(d: dict[str, Any], errors: _Errors) -> tuple[str, ...]:
                         f"[{SCOPE}] Invalid value [{regex}]. [separators] must be regular expressions: {e}"
                     )
         else:
-            errors.add(_type_error("separators", listed, "List<String>"))
+            errors.add(type_error("separators", listed, "List<String>"))
     if listed is not None and group_raw is not None:
         errors.add("Recursive chunking settings can not have both separators and separator_group")
     if group is not None:
@@ -262,9 +189,9 @@ def parse_chunking_settings(value: object) -> ChunkingSettings:
     if value is None:
         return DEFAULT_CHUNKING
     if not isinstance(value, Mapping):
-        errors = _Errors()
-        errors.add(_type_error(SCOPE, value, "Map"))
-        raise errors.error()
+        errors = ValidationErrors()
+        errors.add(type_error(SCOPE, value, "Map"))
+        raise errors.error(*_ERROR)
     if not value:
         return DEFAULT_CHUNKING
     strategy = _strategy(value)
@@ -272,7 +199,7 @@ def parse_chunking_settings(value: object) -> ChunkingSettings:
         # ES's NoneChunkingSettings ignores any other key.
         return ChunkingSettings(Strategy.NONE)
     d = {str(k): v for k, v in value.items()}
-    errors = _Errors()
+    errors = ValidationErrors()
     extra = [k for k in d if k not in _VALID_KEYS[strategy]]
     if extra:
         errors.add(
@@ -284,21 +211,21 @@ def parse_chunking_settings(value: object) -> ChunkingSettings:
         overlap = None
         # ES checks overlap only once max_chunk_size is valid.
         if max_size is not None:
-            overlap = _required_positive_int(d, "overlap", errors)
+            overlap = take_positive_int(d, "overlap", SCOPE, errors, required=True)
             if overlap is not None:
                 _check_max("overlap", overlap, max_size // 2, errors)
-        errors.raise_if_any()
+        errors.raise_if_any(*_ERROR)
         return ChunkingSettings(strategy, max_chunk_size=max_size, overlap=overlap)
     if strategy is Strategy.SENTENCE:
         max_size = _required_int_between(d, "max_chunk_size", SENTENCE_MAX_CHUNK_SIZE_RANGE, errors)
-        _, sentence_overlap = _take_int(d, "sentence_overlap", errors)
+        _, sentence_overlap = take_int(d, "sentence_overlap", errors)
         if sentence_overlap is None:
             sentence_overlap = DEFAULT_SENTENCE_OVERLAP
         elif sentence_overlap not in (0, 1):
             errors.add(f"sentence_overlap[{sentence_overlap}] must be either 0 or 1")
-        errors.raise_if_any()
+        errors.raise_if_any(*_ERROR)
         return ChunkingSettings(strategy, max_chunk_size=max_size, sentence_overlap=sentence_overlap)
     max_size = _required_int_between(d, "max_chunk_size", RECURSIVE_MAX_CHUNK_SIZE_RANGE, errors)
     separators = _separators(d, errors)
-    errors.raise_if_any()
+    errors.raise_if_any(*_ERROR)
     return ChunkingSettings(strategy, max_chunk_size=max_size, separators=separators)

@@ -7,8 +7,14 @@ from typing import Any
 from elser.v1 import types_pb2
 from elser_server.core.chunking.settings import ChunkingSettings
 from elser_server.core.events import DeploymentEvent
-from elser_server.core.service import DeploymentReport
-from elser_server.core.types import Endpoint, InferOptions, Priority, ServiceSettings, SparseEmbedding
+from elser_server.core.types import (
+    DeploymentReport,
+    Endpoint,
+    InferOptions,
+    Priority,
+    ServiceSettings,
+    SparseEmbedding,
+)
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 _TASK_TYPE_PREFIX = "TASK_TYPE_"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from elser.v1 import (
     endpoint_service_pb2,
@@ -14,9 +13,10 @@ from elser.v1 import (
     inference_service_pb2_grpc,
 )
 from elser_server.core.service import InferenceCore
+from elser_server.settings import Settings
 from elser_server.transport.grpc.decode import DecodeErrorsInterceptor
 from elser_server.transport.grpc.interceptors import BodyLogInterceptor
-from elser_server.transport.grpc.servicers import DEFAULT_STREAM_WINDOW, EndpointServicer, InferenceServicer
+from elser_server.transport.grpc.servicers import EndpointServicer, InferenceServicer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection as server_reflection
@@ -46,73 +46,62 @@ class GrpcTransport:
     def __init__(
         self,
         core: InferenceCore,
+        settings: Settings,
         *,
-        host: str = "0.0.0.0",
-        port: int = 50051,
-        tls_cert_file: Path | None = None,
-        tls_key_file: Path | None = None,
-        tls_client_ca_file: Path | None = None,
-        require_client_cert: bool = False,
-        max_message_bytes: int = 32 << 20,
-        max_send_message_bytes: int = 64 << 20,
-        keepalive_time_s: float = 30.0,
-        keepalive_timeout_s: float = 10.0,
-        min_client_ping_interval_s: float = 10.0,
-        max_connection_idle_s: float = 300.0,
-        max_connection_age_s: float = 600.0,
-        max_connection_age_grace_s: float = 30.0,
-        reflection: bool = True,
-        stream_window: int = DEFAULT_STREAM_WINDOW,
-        max_concurrent_streams: int | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-        log_bodies: bool = False,
     ) -> None:
-        if (tls_cert_file is None) != (tls_key_file is None):
+        """`interceptors` (telemetry, auth) see every call as it arrives."""
+        if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
             raise ValueError("TLS needs both a certificate and a key file")
-        if require_client_cert and tls_client_ca_file is None:
+        if settings.tls_require_client_cert and settings.tls_client_ca_file is None:
             raise ValueError("requiring client certificates needs a client CA file")
         self._core = core
-        self._address = f"{host}:{port}"
-        self._tls = (tls_cert_file, tls_key_file, tls_client_ca_file, require_client_cert)
+        self._address = f"{settings.host}:{settings.grpc_port}"
+        self._tls = (
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_client_ca_file,
+            settings.tls_require_client_cert,
+        )
         self._health = HealthServicer()
         self._health_updates: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        max_streams = settings.grpc_max_concurrent_streams
         self._server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_send_message_bytes),
-                ("grpc.keepalive_time_ms", _ms(keepalive_time_s)),
-                ("grpc.keepalive_timeout_ms", _ms(keepalive_timeout_s)),
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_send_message_length", settings.max_response_bytes),
+                ("grpc.keepalive_time_ms", _ms(settings.grpc_keepalive_time_s)),
+                ("grpc.keepalive_timeout_ms", _ms(settings.grpc_keepalive_timeout_s)),
                 ("grpc.keepalive_permit_without_calls", 1),
                 # Clients may ping this often without being answered with GOAWAY "too_many_pings".
-                ("grpc.http2.min_ping_interval_without_data_ms", _ms(min_client_ping_interval_s)),
-                ("grpc.max_connection_idle_ms", _ms(max_connection_idle_s)),
+                (
+                    "grpc.http2.min_ping_interval_without_data_ms",
+                    _ms(settings.grpc_min_client_ping_interval_s),
+                ),
+                ("grpc.max_connection_idle_ms", _ms(settings.grpc_max_connection_idle_s)),
                 # GOAWAY now and then so long-lived clients re-resolve and spread over replicas (gRFC A9).
-                ("grpc.max_connection_age_ms", _ms(max_connection_age_s)),
-                ("grpc.max_connection_age_grace_ms", _ms(max_connection_age_grace_s)),
+                ("grpc.max_connection_age_ms", _ms(settings.grpc_max_connection_age_s)),
+                ("grpc.max_connection_age_grace_ms", _ms(settings.grpc_max_connection_age_grace_s)),
                 # Linux's default (1) lets a second server silently share the port.
                 ("grpc.so_reuseport", 0),
                 # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once.
-                *(
-                    (("grpc.max_concurrent_streams", max_concurrent_streams),)
-                    if max_concurrent_streams
-                    else ()
-                ),
+                *((("grpc.max_concurrent_streams", max_streams),) if max_streams else ()),
             ],
-            # `interceptors` (telemetry, auth) see every call as it arrives; body logging needs parsed messages.
+            # Body logging needs parsed messages, hence after the decoding interceptor.
             interceptors=[
                 *interceptors,
                 DecodeErrorsInterceptor(),
-                *([BodyLogInterceptor()] if log_bodies else []),
+                *([BodyLogInterceptor()] if settings.log_bodies else []),
             ],
             # No maximum_concurrent_rpcs: it rejects health checks under load; admission is the core's job.
         )
         endpoint_service_pb2_grpc.add_EndpointServiceServicer_to_server(EndpointServicer(core), self._server)
         inference_service_pb2_grpc.add_InferenceServiceServicer_to_server(
-            InferenceServicer(core, stream_window), self._server
+            InferenceServicer(core, settings.infer_stream_window), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        if reflection:
+        if settings.reflection:
             server_reflection.enable_server_reflection(
                 (ENDPOINT_SERVICE, INFERENCE_SERVICE, health.SERVICE_NAME, server_reflection.SERVICE_NAME),
                 self._server,

@@ -14,8 +14,8 @@ from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser_server.core.errors import invalid, shutting_down
-from elser_server.core.service import ChunkedInputDone, InferenceCore
-from elser_server.core.types import Priority
+from elser_server.core.service import InferenceCore
+from elser_server.core.types import ChunkedInputDone, Priority
 from elser_server.transport.grpc import convert
 from elser_server.transport.grpc.errors import rpc_status_of, stream_errors, unary_errors
 
@@ -26,7 +26,6 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 # Requests of one InferStream read ahead of the response being written: enough to keep batches full,
 # bounded so a client that does not read its responses stops being read from (HTTP/2 flow control
 # then pushes back on the producer).
-DEFAULT_STREAM_WINDOW = 64
 
 _LISTING_IDS = ("", "_all", "*")
 
@@ -126,7 +125,7 @@ class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
 
 
 class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
-    def __init__(self, core: InferenceCore, stream_window: int = DEFAULT_STREAM_WINDOW) -> None:
+    def __init__(self, core: InferenceCore, stream_window: int) -> None:
         self._core = core
         self._stream_window = stream_window
 

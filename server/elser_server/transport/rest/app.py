@@ -8,10 +8,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
-from elser_server.core.endpoint_config import parse_task_type
+from elser_server.core.endpoint_rules import parse_task_type
 from elser_server.core.errors import ElserError, invalid
-from elser_server.core.service import ChunkedInputDone, DeploymentReport, InferenceCore
-from elser_server.core.types import InferOptions, Priority, TaskType
+from elser_server.core.service import InferenceCore
+from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, Priority, TaskType
 from elser_server.transport.rest import body, media, params, routes
 from elser_server.transport.rest.errors import (
     body_too_large,

@@ -2,47 +2,50 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Sequence
 
 from aiohttp import web
 from aiohttp.log import access_logger
 from elser_server.core.service import InferenceCore
+from elser_server.security import server_ssl_context
+from elser_server.settings import Settings
 from elser_server.transport.rest.app import build_app
 from elser_server.transport.rest.middlewares import Middleware
-
-DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # ES's http.max_content_length default
 
 
 class RestTransport:
     def __init__(
         self,
         core: InferenceCore,
-        host: str = "0.0.0.0",
-        port: int = 9200,
+        settings: Settings,
         *,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         node_name: str | None = None,
-        cluster_name: str = "elser-inference",
-        shutdown_timeout_s: float = 30.0,
-        ssl_context: ssl.SSLContext | None = None,
         outer_middlewares: Sequence[Middleware] = (),
         inner_middlewares: Sequence[Middleware] = (),
     ) -> None:
+        """`outer_middlewares` see the final response (errors already mapped); what `inner_middlewares` raise is
+        mapped to ES errors like a handler's failure."""
         self._app = build_app(
             core,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=settings.max_request_bytes,
             node_name=node_name,
-            cluster_name=cluster_name,
             outer_middlewares=outer_middlewares,
             inner_middlewares=inner_middlewares,
         )
-        self._ssl_context = ssl_context
+        self._ssl_context = None
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            # The gRPC listener's certificate, key and client CA.
+            self._ssl_context = server_ssl_context(
+                settings.tls_cert_file,
+                settings.tls_key_file,
+                settings.tls_client_ca_file,
+                settings.tls_require_client_cert,
+            )
         # The telemetry middleware writes the access log (with the request id) when installed.
         self._access_log = not outer_middlewares
-        self._host = host
-        self._port = port
-        self._shutdown_timeout_s = shutdown_timeout_s
+        self._host = settings.host
+        self._port = settings.http_port
+        self._shutdown_timeout_s = settings.shutdown_grace_s
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:

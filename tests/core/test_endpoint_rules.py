@@ -1,4 +1,5 @@
-"""ES endpoint semantics: every rule of es-compat.md §2 with ES's exact texts, types and statuses."""
+"""ES endpoint semantics (core/endpoint_rules.py, core/update_rules.py, core/defaults.py): every PUT, _update
+and task-type rule with ES's exact texts, types and statuses."""
 
 from __future__ import annotations
 
@@ -6,21 +7,24 @@ import copy
 from typing import Any
 
 import pytest
-from elser_server.core import endpoint_config as ec
-from elser_server.core.endpoint_config import (
+from elser_server.core import endpoint_rules
+from elser_server.core.defaults import (
     DEFAULT_ELSER_MODEL_ID,
+    ELSER_MODEL_IDS,
+    RESERVED_ENDPOINT_IDS,
+    default_endpoint,
+)
+from elser_server.core.endpoint_rules import (
     ELSER_SERVICE_WARNING,
     NULL_MODEL_ID_WARNING,
     check_infer_task_type,
     check_task_type,
-    default_endpoint,
-    endpoint_from_dict,
     parse_put_request,
-    parse_update_request,
     validate_deployment_settings,
 )
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.types import AdaptiveAllocations, ServiceSettings, TaskType
+from elser_server.core.types import AdaptiveAllocations, Endpoint, ServiceSettings, TaskType
+from elser_server.core.update_rules import parse_update_request
 
 DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
 _DROP = object()
@@ -601,7 +605,7 @@ def test_put_rejections(
 
 
 def test_reserved_id_checked_after_the_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ec, "RESERVED_ENDPOINT_IDS", frozenset({"reserved-one"}))
+    monkeypatch.setattr(endpoint_rules, "RESERVED_ENDPOINT_IDS", frozenset({"reserved-one"}))
     err = put_error(body(), "reserved-one")
     assert err.reason == (
         "[reserved-one] is a reserved inference ID. Cannot create a new inference endpoint with a "
@@ -618,7 +622,7 @@ def test_deployment_id_is_not_found() -> None:
 
 
 def test_x86_model_rejected_where_it_is_not_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ec, "DEFAULT_ELSER_MODEL_ID", ".elser_model_2")
+    monkeypatch.setattr(endpoint_rules, "DEFAULT_ELSER_MODEL_ID", ".elser_model_2")
     err = put_error(body(model_id=".elser_model_2_linux-x86_64"))
     assert (err.reason, err.es_type) == (AGNOSTIC.format(".elser_model_2_linux-x86_64"), IAE)
     # The cross-platform model is accepted everywhere.
@@ -764,8 +768,8 @@ def test_default_endpoint() -> None:
         },
         "chunking_settings": DEFAULT_CHUNKING,
     }
-    assert ".elser-2-elasticsearch" in ec.RESERVED_ENDPOINT_IDS
-    assert DEFAULT_ELSER_MODEL_ID in ec.ELSER_MODEL_IDS
+    assert ".elser-2-elasticsearch" in RESERVED_ENDPOINT_IDS
+    assert DEFAULT_ELSER_MODEL_ID in ELSER_MODEL_IDS
 
 
 @pytest.mark.parametrize("requested", [None, TaskType.ANY, TaskType.SPARSE_EMBEDDING])
@@ -957,11 +961,11 @@ def test_update_validation(existing: Any, body_: dict[str, Any], reason: str) ->
     ],
 )
 def test_endpoint_from_dict_round_trip(endpoint: Any) -> None:
-    restored = endpoint_from_dict(endpoint.to_dict())
+    restored = Endpoint.from_dict(endpoint.to_dict())
     assert restored.to_dict() == endpoint.to_dict()
     assert restored.chunking_settings == endpoint.chunking_settings
 
 
 def test_endpoint_from_dict_without_chunking() -> None:
     legacy = {k: v for k, v in FIXED.to_dict().items() if k != "chunking_settings"}
-    assert endpoint_from_dict(legacy).chunking_settings is None
+    assert Endpoint.from_dict(legacy).chunking_settings is None

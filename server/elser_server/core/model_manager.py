@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from elser_server.core.errors import Code, ElserError, shutting_down
+from elser_server.core.errors import model_invalid, model_not_found, shutting_down
 from elser_server.core.observer import CoreObserver
 from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
@@ -34,16 +34,6 @@ class LoadedModel:
 
     def new_session(self, num_threads: int) -> SpladeSession:
         return SpladeSession(self.package, num_threads=num_threads, shared=self.weights)
-
-
-def model_not_found(model_id: str) -> ElserError:
-    return ElserError(
-        Code.NOT_FOUND,
-        f"Could not deploy model [{model_id}] as the model cannot be found.",
-        "resource_not_found_exception",
-        404,
-        "MODEL_NOT_FOUND",
-    )
 
 
 class ModelManager:
@@ -153,13 +143,7 @@ class ModelManager:
         except InstallCancelled as exc:
             raise shutting_down() from exc
         except PackageError as exc:
-            raise ElserError(
-                Code.FAILED_PRECONDITION,
-                f"Could not deploy model [{model_id}]: {exc}",
-                "status_exception",
-                400,
-                "MODEL_INVALID",
-            ) from exc
+            raise model_invalid(model_id, str(exc)) from exc
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
         log.info("model %s loaded from %s", model_id, package_dir)
         large = package.model_path.stat().st_size >= SHARE_WEIGHTS_MIN_BYTES

@@ -1,0 +1,199 @@
+"""A deployment's queue: tokenized texts wait in two lanes and leave as length-sorted batches.
+
+Interactive (search-style) requests go ahead of bulk, with aging so bulk is never starved. A free allocation
+takes the oldest live text of the chosen lane plus its length-neighbours, up to a padded-token budget, so
+batches pad only to their own longest input. Texts whose caller went away or whose deadline passed are dropped
+before batching.
+
+Example: bulk holds texts of 300, 20, 25 and 280 tokens (oldest first) with a 1024-token budget. The batch is
+the oldest (300) plus its nearest length (280): 2 × 300 padded tokens; 20 and 25 go together next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from elser_server.core.errors import ElserError, deadline_exceeded, queue_full
+from elser_server.core.stats import DeploymentStats
+from elser_server.core.types import Priority
+from elser_server.runtime.batching import plan_batches
+
+# Interactive requests are small: a few short texts (ES gives search-type inputs priority the same way).
+INTERACTIVE_MAX_TEXTS = 8
+INTERACTIVE_MAX_TOKENS = 512
+# While interactive work is queued, the bulk lane still gets a batch whenever it has waited this long since its
+# last batch (or since its head arrived), so bulk is never starved yet a deep bulk backlog does not count as
+# "waiting" and cannot push every query behind it.
+BULK_MAX_WAIT_S = 1.0
+# While queries keep arriving (one within this many seconds), bulk batches shrink to this fraction of the token
+# budget: a query waits for the running batch to finish, so shorter bulk batches bound its latency, at a small
+# throughput cost paid only while there is interactive traffic.
+INTERACTIVE_RECENT_S = 2.0
+BULK_BUDGET_DIVISOR_WITH_QUERIES = 4
+# How many queued texts a batch is chosen from: wide enough to find length-neighbours, small enough to be cheap.
+BATCH_WINDOW_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class SparseRow:
+    token_ids: npt.NDArray[np.uint32]
+    weights: npt.NDArray[np.float32]
+    tokens: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    top_k: int | None = None
+    min_weight: float | None = None
+    token_lookup: Callable[[npt.NDArray[np.uint32]], list[str]] | None = None  # set when strings are wanted
+
+
+@dataclass(eq=False)
+class QueuedText:
+    ids: npt.NDArray[np.int64]
+    future: asyncio.Future[SparseRow]
+    deadline: float
+    enqueued: float
+    options: RowOptions
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+
+def request_priority(lengths: Sequence[int]) -> Priority:
+    """AUTO's choice: a few short texts are a search query, anything else is bulk."""
+    small = len(lengths) <= INTERACTIVE_MAX_TEXTS
+    short = sum(lengths) <= INTERACTIVE_MAX_TOKENS
+    return Priority.INTERACTIVE if small and short else Priority.BULK
+
+
+class BatchQueue:
+    """Bounded by `capacity` texts; rejections, timeouts and queue times are counted in `stats`."""
+
+    def __init__(self, capacity: int, token_budget: int, max_batch_size: int, stats: DeploymentStats) -> None:
+        self.capacity = capacity
+        self.token_budget = token_budget
+        self.max_batch_size = max_batch_size
+        self._stats = stats
+        self._lanes: dict[Priority, collections.deque[QueuedText]] = {
+            Priority.INTERACTIVE: collections.deque(),
+            Priority.BULK: collections.deque(),
+        }
+        self._queued = 0
+        self._bulk_served_at = 0.0
+        self._interactive_seen_at = -INTERACTIVE_RECENT_S
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._wakeup = asyncio.Condition()
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def check_room(self, texts: int, retry_after_s: float) -> None:
+        """Reject (ES's 429) when `texts` more would overflow the queue."""
+        if self._queued + texts > self.capacity:
+            self._stats.rejected_execution_count += 1
+            raise queue_full(retry_after_s=retry_after_s)
+
+    async def put(self, texts: list[QueuedText], priority: Priority, wake: int) -> None:
+        """Queue a request's texts (shortest first, so lane neighbours make tight batches) and wake up to
+        `wake` idle allocations."""
+        if priority is Priority.INTERACTIVE:
+            self._interactive_seen_at = time.monotonic()
+        self._lanes[priority].extend(sorted(texts, key=lambda t: t.length))
+        self._queued += len(texts)
+        self._empty.clear()
+        async with self._wakeup:
+            self._wakeup.notify(wake)
+
+    async def next_batch(self, stopping: Callable[[], bool]) -> list[QueuedText]:
+        """Wait for the next batch; [] once `stopping()` is true (see `wake_all`)."""
+        async with self._wakeup:
+            while True:
+                if stopping():
+                    return []
+                batch = self._take_batch()
+                if batch:
+                    return batch
+                await self._wakeup.wait()
+
+    async def wake_all(self) -> None:
+        async with self._wakeup:
+            self._wakeup.notify_all()
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
+    def fail_all(self, error: ElserError) -> None:
+        for lane in self._lanes.values():
+            while lane:
+                text = lane.popleft()
+                if not text.future.done():
+                    text.future.set_exception(error)
+        self._dequeued(self._queued)
+
+    def _dequeued(self, n: int) -> None:
+        self._queued -= n
+        if self._queued == 0:
+            self._empty.set()
+
+    def _take_batch(self) -> list[QueuedText]:
+        now = time.monotonic()
+        lane = self._choose_lane(now)
+        if lane is None:
+            return []
+        window: list[QueuedText] = []
+        limit = self.max_batch_size * BATCH_WINDOW_FACTOR
+        while lane and len(window) < limit:
+            text = lane.popleft()
+            if self._alive(text, now):
+                window.append(text)
+            else:
+                self._dequeued(1)
+        if not window:
+            return []
+        budget = self.token_budget
+        if lane is self._lanes[Priority.BULK] and now - self._interactive_seen_at < INTERACTIVE_RECENT_S:
+            budget = max(1, budget // BULK_BUDGET_DIVISOR_WITH_QUERIES)
+        # The oldest live text (window[0]) is always in the batch: no starvation within a lane.
+        groups = plan_batches([t.length for t in window], budget, self.max_batch_size)
+        chosen = set(next(g for g in groups if 0 in g))
+        lane.extendleft(reversed([t for i, t in enumerate(window) if i not in chosen]))
+        self._dequeued(len(chosen))
+        batch = [window[i] for i in sorted(chosen)]
+        self._stats.dequeued_count += len(batch)
+        self._stats.queue_time_s += sum(now - t.enqueued for t in batch)
+        return batch
+
+    def _choose_lane(self, now: float) -> collections.deque[QueuedText] | None:
+        interactive, bulk = self._lanes[Priority.INTERACTIVE], self._lanes[Priority.BULK]
+        self._prune(interactive, now)
+        self._prune(bulk, now)
+        if bulk and (not interactive or now - max(self._bulk_served_at, bulk[0].enqueued) > BULK_MAX_WAIT_S):
+            self._bulk_served_at = now
+            return bulk
+        return interactive or None
+
+    def _prune(self, lane: collections.deque[QueuedText], now: float) -> None:
+        """Drop dead texts at the head (cheap); dead texts further back are skipped by the window scan."""
+        while lane and not self._alive(lane[0], now):
+            lane.popleft()
+            self._dequeued(1)
+
+    def _alive(self, text: QueuedText, now: float) -> bool:
+        if text.future.done():  # its caller went away (counted as dropped when it left)
+            return False
+        if now >= text.deadline:
+            self._stats.timeout_count += 1
+            text.future.set_exception(deadline_exceeded("Timed out waiting for inference result"))
+            return False
+        return True
