@@ -7,6 +7,7 @@ events and the deployment never waits on a watcher.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
 from collections.abc import AsyncIterator
@@ -75,6 +76,11 @@ class EventHub:
         self._shut_down = False
 
     def publish(self, event: DeploymentEvent) -> None:
+        """Fan `event` out; a snapshot equal to the latest one (but for its time) says nothing new and is
+        not sent again (a scaling step and the end of the scaling publish the same state, say)."""
+        latest = self._latest.get(event.deployment_id)
+        if latest is not None and dataclasses.replace(latest, time=event.time) == event:
+            return
         self._latest[event.deployment_id] = event
         for sub in self._subscribers.get(event.deployment_id, ()):
             sub.offer(event)
