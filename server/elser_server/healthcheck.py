@@ -21,22 +21,33 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from elser_server.security import load_api_keys
+from elser_server.settings import Settings
 
-# The probe's own settings; the server's ELSER_* settings are read under their server names.
 CA_FILE_ENV = "ELSER_HEALTHCHECK_CA_FILE"
 CLIENT_CERT_FILE_ENV = "ELSER_HEALTHCHECK_CLIENT_CERT_FILE"
 CLIENT_KEY_FILE_ENV = "ELSER_HEALTHCHECK_CLIENT_KEY_FILE"
 SERVER_NAME_ENV = "ELSER_HEALTHCHECK_TLS_SERVER_NAME"
+
+
+class ProbeSettings(BaseSettings):
+    """The probe's own options, from `ELSER_HEALTHCHECK_*`; the server's are read through `Settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="ELSER_HEALTHCHECK_", extra="ignore", env_ignore_empty=True)
+
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    tls_server_name: str | None = None
 
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
 
@@ -49,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--address",
-        help="host:port of the gRPC listener (default: $ELSER_HOST, or localhost when it is unset or a "
-        "wildcard, and $ELSER_GRPC_PORT or 50051).",
+        help="host:port of the gRPC listener (default: the server's host and gRPC port settings, "
+        "$ELSER_HOST and $ELSER_GRPC_PORT; localhost when the host is a wildcard).",
     )
     p.add_argument(
         "--service",
@@ -106,18 +117,8 @@ class Target:
     api_key: str | None = None
 
 
-def _env(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
-
-
-def _env_path(env: Mapping[str, str], name: str) -> Path | None:
-    value = _env(env, name)
-    return Path(value) if value is not None else None
-
-
-def _default_address(env: Mapping[str, str]) -> str:
-    host = _env(env, "ELSER_HOST") or ""
+def _default_address(server: Settings) -> str:
+    host = server.host
     if host in _WILDCARD_HOSTS:
         host = "localhost"
     else:
@@ -126,25 +127,22 @@ def _default_address(env: Mapping[str, str]) -> str:
                 host = f"[{host}]"
         except ValueError:
             pass  # a host name, or an already bracketed address
-    return f"{host}:{_env(env, 'ELSER_GRPC_PORT') or '50051'}"
+    return f"{host}:{server.grpc_port}"
 
 
-def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Target:
-    """Merge the flags with the environment (`os.environ` by default): a flag wins over its variable."""
-    env = os.environ if env is None else env
-    address = args.address or _default_address(env)
+def resolve(args: argparse.Namespace, server: Settings, probe: ProbeSettings) -> Target:
+    """Merge the flags with the server's and the probe's settings: a flag wins over its variable."""
+    address = args.address or _default_address(server)
     flag_files = (args.tls_ca_file, args.tls_cert_file, args.tls_key_file)
     if args.tls is False and any(f is not None for f in flag_files):
         raise SystemExit("elser-healthcheck: --no-tls conflicts with --tls-* files")
-    server_cert = _env_path(env, "ELSER_TLS_CERT_FILE")
-    ca_env = _env_path(env, CA_FILE_ENV)
-    cert = args.tls_cert_file or _env_path(env, CLIENT_CERT_FILE_ENV)
-    key = args.tls_key_file or _env_path(env, CLIENT_KEY_FILE_ENV)
+    cert = args.tls_cert_file or probe.client_cert_file
+    key = args.tls_key_file or probe.client_key_file
     if args.tls is None:
-        tls = any(f is not None for f in (*flag_files, server_cert, ca_env, cert))
+        tls = any(f is not None for f in (*flag_files, server.tls_cert_file, probe.ca_file, cert))
     else:
         tls = args.tls
-    api_key = _api_key(args.api_key_file, env)
+    api_key = _api_key(args.api_key_file, server)
     if not tls:
         return Target(address, api_key=api_key)
     if (cert is None) != (key is None):
@@ -155,22 +153,22 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> T
     return Target(
         address,
         tls=True,
-        ca_file=args.tls_ca_file or ca_env or server_cert,
+        ca_file=args.tls_ca_file or probe.ca_file or server.tls_cert_file,
         cert_file=cert,
         key_file=key,
-        server_name=args.tls_server_name or _env(env, SERVER_NAME_ENV),
+        server_name=args.tls_server_name or probe.tls_server_name,
         api_key=api_key,
     )
 
 
-def _api_key(keys_file: Path | None, env: Mapping[str, str]) -> str | None:
+def _api_key(keys_file: Path | None, server: Settings) -> str | None:
     try:
         if keys_file is not None:
             keys = load_api_keys(keys_file, None)
             if not keys:
                 raise SystemExit(f"elser-healthcheck: no API key in {keys_file}")
         else:
-            keys = load_api_keys(_env_path(env, "ELSER_API_KEYS_FILE"), _env(env, "ELSER_API_KEYS"))
+            keys = load_api_keys(server.api_keys_file, server.api_keys)
     except OSError as exc:
         raise SystemExit(f"elser-healthcheck: cannot read the API keys: {exc}") from exc
     return keys[0] if keys else None
@@ -211,14 +209,9 @@ def probe(target: Target, service: str, timeout_s: float) -> tuple[bool, str]:
     return reply.status == health_pb2.HealthCheckResponse.SERVING, status
 
 
-def check(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
-    """(serving, what to print) for one Health/Check call, flags merged with `env` (`os.environ`)."""
-    return probe(resolve(args, env), args.service, args.timeout_s)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    target = resolve(args)
+    target = resolve(args, Settings(), ProbeSettings())
     serving, message = probe(target, args.service, args.timeout_s)
     where = f"{target.address}{' (tls)' if target.tls else ''}"
     print(f"{where} service={args.service!r}: {message}", file=sys.stdout if serving else sys.stderr)

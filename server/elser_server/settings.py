@@ -34,6 +34,7 @@ class Settings(BaseSettings):
         cli_prog_name="elser-server",
         cli_use_class_docs_for_groups=True,
         extra="ignore",
+        env_ignore_empty=True,  # ELSER_X= (empty) means unset, as shells and manifests often write it
     )
 
     # network

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from elser_server.healthcheck import Target, _parser, main, probe, resolve
+from elser_server.healthcheck import ProbeSettings, Target, _parser, main, resolve
+from elser_server.settings import Settings
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from serverprocess import ServerProcess
 from testpki import Pki, make_pki
@@ -144,20 +145,30 @@ def test_client_cert_needs_its_key(cert: tuple[Path, Path], monkeypatch: pytest.
         main(["--no-tls", "--tls-ca-file", str(cert[0])])
 
 
-def _target(argv: list[str], **env: str) -> Target:
-    return resolve(_parser().parse_args(argv), env)
+@pytest.fixture
+def target(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Target]:
+    """The probe's target for `argv` in an environment whose ELSER_* variables are exactly `env`."""
+
+    def resolved(argv: list[str], **env: str) -> Target:
+        for name in [n for n in os.environ if n.startswith("ELSER_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return resolve(_parser().parse_args(argv), Settings(), ProbeSettings())
+
+    return resolved
 
 
-def test_address_follows_elser_host_and_port() -> None:
-    assert _target([]).address == "localhost:50051"
-    assert _target([], ELSER_HOST="0.0.0.0", ELSER_GRPC_PORT="7").address == "localhost:7"
-    assert _target([], ELSER_HOST="::").address == "localhost:50051"
-    assert _target([], ELSER_HOST="10.1.2.3").address == "10.1.2.3:50051"
-    assert _target([], ELSER_HOST="fd00::1").address == "[fd00::1]:50051"
-    assert _target(["--address", "h:1"], ELSER_HOST="10.1.2.3").address == "h:1"
+def test_address_follows_elser_host_and_port(target: Callable[..., Target]) -> None:
+    assert target([]).address == "localhost:50051"
+    assert target([], ELSER_HOST="0.0.0.0", ELSER_GRPC_PORT="7").address == "localhost:7"
+    assert target([], ELSER_HOST="::").address == "localhost:50051"
+    assert target([], ELSER_HOST="10.1.2.3").address == "10.1.2.3:50051"
+    assert target([], ELSER_HOST="fd00::1").address == "[fd00::1]:50051"
+    assert target(["--address", "h:1"], ELSER_HOST="10.1.2.3").address == "h:1"
 
 
-def test_flags_override_the_environment(tmp_path: Path) -> None:
+def test_flags_override_the_environment(target: Callable[..., Target], tmp_path: Path) -> None:
     env = {
         "ELSER_TLS_CERT_FILE": "/srv/server.crt",
         "ELSER_HEALTHCHECK_CA_FILE": "/srv/ca.crt",
@@ -166,7 +177,7 @@ def test_flags_override_the_environment(tmp_path: Path) -> None:
         "ELSER_HEALTHCHECK_TLS_SERVER_NAME": "elser-inference",
         "ELSER_API_KEYS": "first,second",
     }
-    from_env = resolve(_parser().parse_args([]), env)
+    from_env = target([], **env)
     assert from_env.tls
     assert from_env.ca_file == Path("/srv/ca.crt")
     assert (from_env.cert_file, from_env.key_file) == (Path("/srv/probe.crt"), Path("/srv/probe.key"))
@@ -175,16 +186,15 @@ def test_flags_override_the_environment(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("# probe key\n\n  mine  \nother\n")
     argv = ["--tls-ca-file", "/x/ca", "--tls-cert-file", "/x/c", "--tls-key-file", "/x/k"]
-    flags = resolve(_parser().parse_args([*argv, "--tls-server-name", "n", "--api-key-file", str(keys)]), env)
+    flags = target([*argv, "--tls-server-name", "n", "--api-key-file", str(keys)], **env)
     assert (flags.ca_file, flags.cert_file, flags.key_file) == (Path("/x/ca"), Path("/x/c"), Path("/x/k"))
     assert (flags.server_name, flags.api_key) == ("n", "mine")
-    plain = resolve(_parser().parse_args(["--no-tls"]), env)
+    plain = target(["--no-tls"], **env)
     assert not plain.tls and plain.api_key == "first"
     # without its own CA the probe trusts the server's certificate; without TLS settings it stays plaintext
-    assert resolve(_parser().parse_args([]), {"ELSER_TLS_CERT_FILE": "/srv/s.crt"}).ca_file == Path(
-        "/srv/s.crt"
-    )
-    assert not resolve(_parser().parse_args([]), {"ELSER_TLS_KEY_FILE": "/srv/s.key"}).tls
+    assert target([], ELSER_TLS_CERT_FILE="/srv/s.crt").ca_file == Path("/srv/s.crt")
+    assert not target([], ELSER_TLS_KEY_FILE="/srv/s.key").tls
+    assert not target([], ELSER_TLS_CERT_FILE="").tls  # an empty variable is unset
 
 
 # --- a real elser-server configured only through ELSER_* variables ---------------------------------------
@@ -199,9 +209,10 @@ class ProbedServer(ServerProcess):
         super().__init__(root / "repository", root / "data", root / "server.log", **env)
 
     def health(self, service: str) -> int:
-        target = resolve(_parser().parse_args(["--service", service]), self.env)
-        serving, _ = probe(target, service, 2.0)
-        return SERVING if serving else NOT_SERVING
+        """The real `elser-healthcheck` in the server's environment: exit 0 is SERVING."""
+        command = [sys.executable, "-m", "elser_server.healthcheck", "--service", service, "--timeout-s", "2"]
+        probed = subprocess.run(command, env=self.env, capture_output=True, timeout=60)
+        return SERVING if probed.returncode == 0 else NOT_SERVING
 
 
 @pytest.fixture(scope="module")
