@@ -1,8 +1,8 @@
 """ES inference-endpoint rules for PUT, GET/DELETE and inference (task types, ids, service settings),
-implemented once for both transports: each passes the ES-shaped JSON body (gRPC builds it from its typed messages) and gets an
-`Endpoint` or an `ElserError` carrying ES's exact error type and reason.
+implemented once for both transports: each passes the ES-shaped JSON body (gRPC builds it from its typed
+messages) and gets an `Endpoint` or an `ElserError` carrying ES's exact error type and reason.
 
-Behaviour choices where ES (es-compat.md) leaves room:
+Behaviour choices where ES leaves room (docs/es-compatibility.md lists them):
 - PUT check order: URL task type (ES parses it in the REST layer) → inference_id pattern → reserved ids → body
   is an object → task type resolution → service → unknown top-level keys → service_settings → task type
   supported → chunking_settings → task_settings → deployment-level checks (ES runs them when the PUT starts

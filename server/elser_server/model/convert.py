@@ -1,7 +1,8 @@
 """Torch-free converter: Hugging Face BertForMaskedLM SPLADE checkpoint → model package.
 
 The ONNX graph is built directly from the numpy weights with standard ops (opset 17). It ends in SPLADE pooling,
-computed the cheap way (docs/performance.md, lever 1): padded hidden rows are replaced by row 0 ([CLS], always
+computed the cheap way (the largest single speed-up measured: the vocabulary-sized work shrinks from
+[batch·seq, vocab] to [batch, vocab]): padded hidden rows are replaced by row 0 ([CLS], always
 real) so they cannot change the maximum, the vocabulary projection is its own MatMul (so int8 quantization reaches
 it), ReduceMax runs over positions, and bias/relu/log1p only touch [batch, vocab]. log1p, relu and a
 position-independent bias are monotonic, so this equals max over positions of log1p(relu(logits))."""

@@ -1,4 +1,4 @@
-"""Length-sorted batching under a token budget (docs/performance.md, lever 2).
+"""Length-sorted batching under a token budget (the second-largest speed-up measured, after fused pooling).
 
 Padding to each batch's own longest input only wastes little when batch members have similar lengths, and a budget
 on padded tokens (not a fixed document count) keeps the [batch·seq, vocab] working set cache-sized and bounded."""
