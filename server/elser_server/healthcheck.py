@@ -49,6 +49,7 @@ class ProbeSettings(BaseSettings):
     client_key_file: Path | None = None
     tls_server_name: str | None = None
 
+
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
 
 

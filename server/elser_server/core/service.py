@@ -21,6 +21,7 @@ from elser_server.core.chunking.settings import ChunkingSettings, Strategy, pars
 from elser_server.core.config import CoreConfig
 from elser_server.core.defaults import DEFAULT_ENDPOINT_ID, RESERVED_ENDPOINT_IDS, default_endpoint
 from elser_server.core.deployment import Deployment, State
+from elser_server.core.deployments import Deployments, initial_allocations
 from elser_server.core.embedder import Embedder
 from elser_server.core.endpoint_rules import (
     check_infer_task_type,
@@ -31,14 +32,10 @@ from elser_server.core.endpoint_rules import (
 )
 from elser_server.core.errors import (
     ElserError,
-    deadline_exceeded,
-    deployment_start_timeout,
     endpoint_exists,
     endpoint_not_found,
-    internal,
     invalid,
 )
-from elser_server.core.es_validation import format_time_value
 from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
 from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
@@ -82,10 +79,11 @@ class InferenceCore:
         self._batching = config.batching
         self._preload_default = config.preload_default_endpoint
         self._endpoints: dict[str, Endpoint] = {}
-        self._deployments: dict[str, Deployment] = {}
-        self._deploy_tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._events = EventHub()
+        self._deployments = Deployments(
+            models, config.batching, self._events, observer, self._notify_readiness
+        )
         self._allocator = AdaptiveAllocator(self._adaptive_targets, config.adaptive)
         self._allocator_task: asyncio.Task[None] | None = None
         self._readiness_listeners: list[Callable[[bool], None]] = []
@@ -101,9 +99,9 @@ class InferenceCore:
         """Load persisted endpoints and redeploy them (in the background: start-up is not blocked)."""
         for endpoint in await asyncio.to_thread(self._store.load_all):
             self._endpoints[endpoint.inference_id] = endpoint
-            self._start_deployment(endpoint)
+            self._deployments.start(endpoint)
         if self._preload_default:
-            self._start_deployment(default_endpoint())
+            self._deployments.start(default_endpoint())
         self._allocator_task = asyncio.create_task(self._allocator.run(), name="adaptive-allocations")
         log.info("core started with %d endpoints", len(self._endpoints))
 
@@ -113,11 +111,7 @@ class InferenceCore:
             self._allocator_task.cancel()
         self._draining = True
         self._notify_readiness()
-        await asyncio.gather(
-            *(d.stop(self._batching.stop_grace_s) for d in self._deployments.values()), return_exceptions=True
-        )
-        for task in self._deploy_tasks.values():
-            task.cancel()
+        await self._deployments.close()
         self._tokenize_pool.shutdown(wait=False)
         await asyncio.to_thread(self._store.close)
 
@@ -138,7 +132,7 @@ class InferenceCore:
 
     @property
     def ready(self) -> bool:
-        return not self._draining and any(d.state is State.STARTED for d in self._deployments.values())
+        return not self._draining and self._deployments.any_started
 
     def add_readiness_listener(self, cb: Callable[[bool], None]) -> None:
         self._readiness_listeners.append(cb)
@@ -161,11 +155,11 @@ class InferenceCore:
         async with self._lock(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
-            await self._replace_orphan_deployment(endpoint)
-            deployment = await self._deployment_started(
+            await self._deployments.replace_incompatible(endpoint)
+            deployment = await self._deployments.started(
                 endpoint, self._limits.put_timeout_s if timeout_s is None else timeout_s
             )
-            wanted = _initial_allocations(endpoint)
+            wanted = initial_allocations(endpoint)
             if deployment.target_allocations != wanted:
                 await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
             await self._validation_inference(endpoint, deployment)
@@ -205,7 +199,7 @@ class InferenceCore:
                 return DeleteResult(acknowledged=False, error_message="")
             await asyncio.to_thread(self._store.delete, inference_id)
             del self._endpoints[inference_id]
-            await self._stop_deployment(inference_id)
+            await self._deployments.stop(inference_id)
             self._events.close(
                 inference_id,
                 DeploymentEvent(
@@ -227,7 +221,7 @@ class InferenceCore:
             updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
-                await deployment.scale_to(_initial_allocations(updated), AllocationCause.USER_UPDATE)
+                await deployment.scale_to(initial_allocations(updated), AllocationCause.USER_UPDATE)
             await asyncio.to_thread(self._store.replace, updated)
             self._endpoints[inference_id] = updated
         return updated
@@ -334,81 +328,13 @@ class InferenceCore:
         )
         if deadline is None:
             deadline = time.monotonic() + self._limits.default_timeout_s
-        deployment = await self._deployment_for_inference(endpoint, deadline)
+        deployment = await self._deployments.serving(endpoint, deadline)
         model = await self._models.get(deployment.model_id)
         lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
         row_options = RowOptions(options.top_k, options.min_weight, lookup)
         return Embedder(deployment, model.tokenizer, row_options, deadline, self._tokenize_pool)
 
     # --- deployments -----------------------------------------------------------------------------------------
-
-    def _start_deployment(self, endpoint: Endpoint) -> Deployment:
-        """Create the deployment for `endpoint` (deployment id = inference id) unless it exists; start it in
-        the background so a PUT that times out leaves it starting, as ES does."""
-        existing = self._deployments.get(endpoint.inference_id)
-        if existing is not None and existing.state not in (State.STOPPED, State.FAILED):
-            return existing
-        settings = endpoint.service_settings
-        model_id = settings.model_id
-        deployment = Deployment(
-            endpoint.inference_id,
-            model_id,
-            num_threads=settings.num_threads,
-            target_allocations=_initial_allocations(endpoint),
-            queue_capacity=self._batching.queue_capacity,
-            token_budget=self._batching.token_budget,
-            max_batch_size=self._batching.max_batch_size,
-            processors=self._batching.processors,
-            publish=self._events.publish,
-            observer=self._observer,
-        )
-        self._deployments[endpoint.inference_id] = deployment
-        self._deploy_tasks[endpoint.inference_id] = asyncio.create_task(
-            self._run_deployment(deployment), name=f"deploy-{endpoint.inference_id}"
-        )
-        return deployment
-
-    async def _run_deployment(self, deployment: Deployment) -> None:
-        try:
-            model = await self._models.get(
-                deployment.model_id,
-                on_progress=deployment.download_progress,
-                on_converting=deployment.converting,
-            )
-        except ElserError as exc:
-            deployment.fail(exc)
-            self._notify_readiness()
-            return
-        except Exception as exc:
-            log.exception("installing model %s failed", deployment.model_id)
-            deployment.fail(
-                internal(f"Could not install model [{deployment.model_id}]: {exc}", "MODEL_INSTALL_FAILED")
-            )
-            self._notify_readiness()
-            return
-        await deployment.start(model.new_session)
-        self._notify_readiness()
-
-    async def _deployment_started(self, endpoint: Endpoint, timeout_s: float) -> Deployment:
-        deployment = self._start_deployment(endpoint)
-        try:
-            await asyncio.wait_for(asyncio.shield(deployment.wait_started()), timeout_s)
-        except TimeoutError:
-            raise deployment_start_timeout(format_time_value(timeout_s)) from None
-        return deployment
-
-    async def _deployment_for_inference(self, endpoint: Endpoint, deadline: float) -> Deployment:
-        """The endpoint's started deployment; a missing one (the default endpoint) is deployed on demand and
-        the request waits for it within its own deadline."""
-        deployment = self._start_deployment(endpoint)
-        remaining = deadline - time.monotonic()
-        try:
-            await asyncio.wait_for(asyncio.shield(deployment.wait_started()), max(remaining, 0.0))
-        except TimeoutError:
-            raise deadline_exceeded(
-                f"Timed out waiting for deployment [{endpoint.inference_id}] to start"
-            ) from None
-        return deployment
 
     async def _validation_inference(self, endpoint: Endpoint, deployment: Deployment) -> None:
         model = await self._models.get(deployment.model_id)
@@ -421,32 +347,11 @@ class InferenceCore:
                 options=RowOptions(),
             )
         except ElserError as exc:
-            await self._stop_deployment(endpoint.inference_id)
+            await self._deployments.stop(endpoint.inference_id)
             raise invalid(
                 "Could not complete inference endpoint creation as validation call to service threw an exception.",
                 error_reason="VALIDATION_INFERENCE_FAILED",
             ) from exc
-
-    async def _replace_orphan_deployment(self, endpoint: Endpoint) -> None:
-        """A deployment without an endpoint was left by a PUT that timed out (ES keeps it starting). A new PUT
-        for the same id reuses it, unless it asks for another model or thread count: then the new PUT wins."""
-        orphan = self._deployments.get(endpoint.inference_id)
-        settings = endpoint.service_settings
-        if orphan is not None and (
-            orphan.model_id != settings.model_id or orphan.num_threads != settings.num_threads
-        ):
-            await self._stop_deployment(endpoint.inference_id)
-
-    async def _stop_deployment(self, deployment_id: str) -> None:
-        deployment = self._deployments.pop(deployment_id, None)
-        task = self._deploy_tasks.pop(deployment_id, None)
-        if task is not None and not task.done():
-            task.cancel()
-        if deployment is not None:
-            await deployment.stop(self._batching.stop_grace_s)
-            if all(d.model_id != deployment.model_id for d in self._deployments.values()):
-                self._models.release(deployment.model_id)
-        self._notify_readiness()
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
@@ -484,13 +389,3 @@ class InferenceCore:
             return endpoint
         settings = replace(endpoint.service_settings, num_allocations=deployment.allocation_count)
         return replace(endpoint, service_settings=settings)
-
-
-def _initial_allocations(endpoint: Endpoint) -> int:
-    """ES: with adaptive allocations enabled, the adaptive min when > 0, else 1 (a count stored before adaptive
-    was switched on by an update does not apply); otherwise the explicit count."""
-    settings = endpoint.service_settings
-    adaptive = settings.adaptive_allocations
-    if adaptive is not None and adaptive.enabled:
-        return max(adaptive.min_number_of_allocations or 0, 1)
-    return settings.num_allocations or 1
