@@ -14,6 +14,8 @@ from typing import Any
 from elser_server.app import Service, build_core
 from elser_server.core.service import InferenceCore
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
+from elser_server.model.convert import convert
+from elser_server.model.repository import publish
 from elser_server.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,10 +34,27 @@ TINY_CONFIG = BertConfig(
 )
 
 
+# Wider and deeper than the tiny model: a batch takes long enough (milliseconds per text) that a test can act
+# while one runs, or offer load that really outruns the queue.
+SLOW_CONFIG = dataclasses.replace(
+    TINY_CONFIG, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024
+)
+
+
 def make_tiny_checkpoint(out: Path, seed: int = 0, **variant: bool) -> Path:
     tokenizer = wordpiece_tokenizer(tiny_vocab())
     config = dataclasses.replace(TINY_CONFIG, vocab_size=tokenizer.get_vocab_size())
     return write_random_checkpoint(out, config, tokenizer, seed, **variant)
+
+
+def make_slow_repository(root: Path, model_id: str = ".elser_model_2") -> Path:
+    """A model repository under `root` with the SLOW_CONFIG model published as `model_id`."""
+    tokenizer = wordpiece_tokenizer(tiny_vocab())
+    config = dataclasses.replace(SLOW_CONFIG, vocab_size=tokenizer.get_vocab_size())
+    checkpoint = write_random_checkpoint(root / "checkpoint", config, tokenizer)
+    package = convert(checkpoint, root / "package", model_id=model_id)
+    publish(package.path, root / "repo", model_id)
+    return root / "repo"
 
 
 def put_body(model_id: str = ".elser_model_2", **service_settings: Any) -> dict[str, Any]:

@@ -118,7 +118,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest request message/body accepted.")
     max_response_bytes: int = Field(64 << 20, ge=1024, description="Largest gRPC response message sent.")
     queue_capacity: int = Field(
-        10_000, ge=1, description="Queued texts per deployment before rejecting (ES)."
+        10_000, ge=1, description="Queued bulk texts per deployment before rejecting (ES)."
+    )
+    interactive_queue_capacity: int = Field(
+        1_000,
+        ge=1,
+        description="Queued search-priority texts per deployment before rejecting: their own room, so a full "
+        "bulk queue never refuses a search query.",
     )
     token_budget: int = Field(
         1024, ge=64, description="Padded tokens per model call (length-sorted batches; about 1K is fastest)."

@@ -29,6 +29,7 @@ async def test_query_overtakes_a_bulk_backlog_older_than_the_aging_limit(
         num_threads=1,
         target_allocations=1,
         queue_capacity=BACKLOG + 1,
+        interactive_queue_capacity=10,
         token_budget=512,
         max_batch_size=8,
         processors=1,

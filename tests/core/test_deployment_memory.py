@@ -51,6 +51,7 @@ MEASURE = textwrap.dedent(
         model = await ModelManager(repo, Path(cache)).get(model_id)
         # processors=4: four one-thread allocations even on a smaller test machine (memory, not speed).
         deployment = Deployment("memory", model_id, num_threads=1, target_allocations=1, queue_capacity=10,
+                                interactive_queue_capacity=10,
                                 token_budget=budget, max_batch_size=32, processors=4)
         await deployment.start(model.new_session)
         one = rss_bytes()

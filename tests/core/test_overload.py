@@ -5,7 +5,6 @@ normally afterwards; cancelled calls free their queued work."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,18 +19,10 @@ from elser.v1 import (
 from elser_client import AsyncElserClient, ElserClientError, ResourceExhausted
 from elser_client.client import endpoint_config
 from elser_client.errors import error_from_rpc
-from elser_server.model.checkpoint import tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
-from elser_server.model.convert import convert
-from elser_server.model.repository import publish
 from elser_server.transport.grpc.server import GrpcTransport
-from support import TINY_CONFIG, make_core, server_settings
+from support import make_core, make_slow_repository, server_settings
 
-MODEL_ID = ".elser_model_2"
 CAPACITY = 50
-# Wider and deeper than the shared tiny model so that a burst really outruns the queue (≈ milliseconds per text).
-SLOW_CONFIG = dataclasses.replace(
-    TINY_CONFIG, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024
-)
 TEXT = " ".join(f"word{i % 53} token{i % 17}" for i in range(16))  # about 130 word pieces
 
 
@@ -44,19 +35,20 @@ def rss_bytes() -> int:
 
 @pytest.fixture(scope="module")
 def slow_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("slow-model")
-    tokenizer = wordpiece_tokenizer(tiny_vocab())
-    config = dataclasses.replace(SLOW_CONFIG, vocab_size=tokenizer.get_vocab_size())
-    package = convert(
-        write_random_checkpoint(root / "checkpoint", config, tokenizer), root / "pkg", model_id=MODEL_ID
-    )
-    publish(package.path, root / "repo", MODEL_ID)
-    return root / "repo"
+    return make_slow_repository(tmp_path_factory.mktemp("slow-model"))
 
 
 @pytest.fixture
 async def target(slow_repository: Path, tmp_path: Path) -> AsyncIterator[str]:
-    core = make_core(slow_repository, tmp_path, queue_capacity=CAPACITY, token_budget=1024, processors=1)
+    # Single short texts are search-sized: both lanes get the same room, so the burst overflows whichever it fills.
+    core = make_core(
+        slow_repository,
+        tmp_path,
+        queue_capacity=CAPACITY,
+        interactive_queue_capacity=CAPACITY,
+        token_budget=1024,
+        processors=1,
+    )
     await core.start()
     # Unlimited streams per connection: the burst reaches the core's admission, whose answer is under test.
     transport = GrpcTransport(core, server_settings(data_dir=tmp_path, grpc_max_concurrent_streams=0))

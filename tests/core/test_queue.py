@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from elser_server.core.errors import ElserError
-from elser_server.core.queue import BatchQueue, QueuedText, RowOptions, SparseRow
+from elser_server.core.queue import INTERACTIVE_MAX_TEXTS, BatchQueue, QueuedText, RowOptions, SparseRow
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import Priority
 
@@ -23,14 +23,18 @@ def never() -> bool:
 
 
 async def test_interactive_lane_first_but_bulk_ages() -> None:
-    queue = BatchQueue(100, token_budget=64, max_batch_size=4, stats=DeploymentStats())
+    queue = BatchQueue(
+        100, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=DeploymentStats()
+    )
     now = time.monotonic()
     query = text(5, now)
     await queue.put([text(10, now) for _ in range(3)], Priority.BULK, wake=1)
     await queue.put([query], Priority.INTERACTIVE, wake=1)
     assert await queue.next_batch(never) == [query]
 
-    aged = BatchQueue(100, token_budget=64, max_batch_size=4, stats=DeploymentStats())
+    aged = BatchQueue(
+        100, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=DeploymentStats()
+    )
     old = text(10, now - 5.0)
     await aged.put([old], Priority.BULK, wake=1)
     await aged.put([text(5, now)], Priority.INTERACTIVE, wake=1)
@@ -40,7 +44,7 @@ async def test_interactive_lane_first_but_bulk_ages() -> None:
 
 async def test_batches_respect_token_budget_and_drop_cancelled() -> None:
     stats = DeploymentStats()
-    queue = BatchQueue(100, token_budget=40, max_batch_size=8, stats=stats)
+    queue = BatchQueue(100, interactive_capacity=10, token_budget=40, max_batch_size=8, stats=stats)
     now = time.monotonic()
     texts = [text(n, now) for n in (5, 6, 7, 30, 31)]
     texts[1].future.cancel()
@@ -57,18 +61,48 @@ async def test_batches_respect_token_budget_and_drop_cancelled() -> None:
 
 async def test_a_full_queue_rejects_with_es_429_and_counts_it() -> None:
     stats = DeploymentStats()
-    queue = BatchQueue(2, token_budget=64, max_batch_size=4, stats=stats)
+    queue = BatchQueue(2, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=stats)
     now = time.monotonic()
     await queue.put([text(3, now), text(3, now)], Priority.BULK, wake=1)
     with pytest.raises(ElserError) as exc:
-        queue.check_room(1, retry_after_s=0.5)
+        queue.check_room(1, Priority.BULK, lambda queued: 0.5)
     assert exc.value.http_status == 429 and exc.value.retry_after_s == 0.5
     assert stats.rejected_execution_count == 1
 
 
+async def test_each_lane_has_its_own_room() -> None:
+    stats = DeploymentStats()
+    room = INTERACTIVE_MAX_TEXTS + 1
+    queue = BatchQueue(4, interactive_capacity=room, token_budget=64, max_batch_size=4, stats=stats)
+    now = time.monotonic()
+    await queue.put([text(3, now) for _ in range(4)], Priority.BULK, wake=1)
+
+    def hint(queued: int) -> float:
+        return queued / 10
+
+    with pytest.raises(ElserError) as exc:
+        queue.check_room(1, Priority.BULK, hint)
+    assert exc.value.http_status == 429 and exc.value.retry_after_s == 0.4
+    # A full bulk lane refuses no search query, nor an unclassified request that may turn out to be one.
+    queue.check_room(room, Priority.INTERACTIVE, hint)
+    queue.check_room(INTERACTIVE_MAX_TEXTS, Priority.AUTO, hint)
+    with pytest.raises(ElserError):
+        queue.check_room(INTERACTIVE_MAX_TEXTS + 1, Priority.AUTO, hint)  # too many texts to be a query
+
+    # The interactive lane is bounded on its own: a flood of queries is refused, with its own retry hint.
+    await queue.put([text(3, now) for _ in range(room)], Priority.INTERACTIVE, wake=1)
+    with pytest.raises(ElserError) as exc:
+        queue.check_room(1, Priority.INTERACTIVE, hint)
+    assert exc.value.http_status == 429 and exc.value.retry_after_s == room / 10
+    with pytest.raises(ElserError):
+        queue.check_room(1, Priority.AUTO, hint)  # both lanes it could land in are full
+    assert stats.rejected_execution_count == 4
+    assert queue.queued == 4 + room
+
+
 async def test_an_expired_text_is_answered_with_a_timeout_and_never_batched() -> None:
     stats = DeploymentStats()
-    queue = BatchQueue(10, token_budget=64, max_batch_size=4, stats=stats)
+    queue = BatchQueue(10, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=stats)
     now = time.monotonic()
     expired = text(3, now)
     expired.deadline = now - 1.0
@@ -81,7 +115,9 @@ async def test_an_expired_text_is_answered_with_a_timeout_and_never_batched() ->
 
 
 async def test_a_stopping_allocation_gets_no_batch() -> None:
-    queue = BatchQueue(10, token_budget=64, max_batch_size=4, stats=DeploymentStats())
+    queue = BatchQueue(
+        10, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=DeploymentStats()
+    )
     await queue.put([text(3, time.monotonic())], Priority.BULK, wake=1)
     assert await queue.next_batch(lambda: True) == []
     assert queue.queued == 1

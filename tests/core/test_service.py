@@ -127,7 +127,7 @@ async def test_expired_deadline_never_runs_the_model(core: InferenceCore) -> Non
 async def test_full_queue_rejects_with_retry_hint(
     tiny_repository: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core = make_core(tiny_repository, tmp_path, **LIMITS, queue_capacity=4)
+    core = make_core(tiny_repository, tmp_path, **LIMITS, queue_capacity=4, interactive_queue_capacity=4)
     await core.start()
     try:
         await core.put_endpoint("e", None, {**BODY, "task_type": "sparse_embedding"})

@@ -19,6 +19,7 @@ class Limits:
 @dataclass(frozen=True)
 class BatchingConfig:
     queue_capacity: int
+    interactive_queue_capacity: int
     token_budget: int
     max_batch_size: int
     processors: int
@@ -50,6 +51,7 @@ class CoreConfig:
             ),
             batching=BatchingConfig(
                 queue_capacity=settings.queue_capacity,
+                interactive_queue_capacity=settings.interactive_queue_capacity,
                 token_budget=settings.token_budget,
                 max_batch_size=settings.max_batch_size,
                 processors=settings.effective_processors,

@@ -51,6 +51,7 @@ class Deployment:
         num_threads: int,
         target_allocations: int,
         queue_capacity: int,
+        interactive_queue_capacity: int,
         token_budget: int,
         max_batch_size: int,
         processors: int | None = None,
@@ -62,7 +63,9 @@ class Deployment:
         self.num_threads = num_threads
         self.token_budget = token_budget
         self.stats = DeploymentStats()
-        self._queue = BatchQueue(queue_capacity, token_budget, max_batch_size, self.stats)
+        self._queue = BatchQueue(
+            queue_capacity, interactive_queue_capacity, token_budget, max_batch_size, self.stats
+        )
         self.state = State.STARTING
         self.reason: str | None = None
         self.target_allocations = target_allocations
@@ -231,10 +234,10 @@ class Deployment:
 
     # --- inference -------------------------------------------------------------------------------------------
 
-    def check_room(self, texts: int) -> None:
-        """Reject (ES's 429) when `texts` more would overflow the queue: callers check before tokenizing too,
-        so an overloaded deployment spends no CPU on work it would refuse."""
-        self._queue.check_room(texts, self._retry_hint())
+    def check_room(self, texts: int, priority: Priority) -> None:
+        """Reject (ES's 429) when `texts` more would overflow their lane of the queue: callers check before
+        tokenizing too, so an overloaded deployment spends no CPU on work it would refuse."""
+        self._queue.check_room(texts, priority, self._retry_hint)
 
     async def embed(
         self,
@@ -249,12 +252,12 @@ class Deployment:
             raise unavailable(f"deployment [{self.deployment_id}] is stopping", "DEPLOYMENT_STOPPING")
         if self._failure is not None:
             raise self._failure
-        self.check_room(len(encodings))
+        if priority is Priority.AUTO:
+            priority = request_priority([len(e.ids) for e in encodings])
+        self.check_room(len(encodings), priority)
         if self.target_allocations == 0 and self.state is State.STARTED and self._from_zero is None:
             # Scaled to zero: bring one allocation back; this request waits in the queue meanwhile.
             self._from_zero = asyncio.create_task(self._scale_from_zero())
-        if priority is Priority.AUTO:
-            priority = request_priority([len(e.ids) for e in encodings])
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         items = [QueuedText(e.ids, loop.create_future(), deadline, now, options) for e in encodings]
@@ -281,9 +284,10 @@ class Deployment:
         finally:
             self._from_zero = None
 
-    def _retry_hint(self) -> float:
+    def _retry_hint(self, queued: int) -> float:
+        """Seconds until `queued` texts ahead have likely been served."""
         per_item = (self.stats.average_inference_time_ms or 10.0) / 1000.0
-        return max(0.1, min(30.0, per_item * self._queue.queued / max(1, self.allocation_count)))
+        return max(0.1, min(30.0, per_item * queued / max(1, self.allocation_count)))
 
 
 def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_deadline: float) -> float:

@@ -71,6 +71,7 @@ class Deployments:
             num_threads=settings.num_threads,
             target_allocations=initial_allocations(endpoint),
             queue_capacity=self._batching.queue_capacity,
+            interactive_queue_capacity=self._batching.interactive_queue_capacity,
             token_budget=self._batching.token_budget,
             max_batch_size=self._batching.max_batch_size,
             processors=self._batching.processors,

@@ -1,6 +1,8 @@
 """A deployment's queue: tokenized texts wait in two lanes and leave as length-sorted batches.
 
-Interactive (search-style) requests go ahead of bulk, with aging so bulk is never starved. A free allocation
+Each lane has its own room: a full bulk lane refuses bulk work (ES's 429) but never a search query, and a flood
+of queries is refused by the interactive lane's own, smaller bound. Interactive (search-style) requests go ahead
+of bulk, with aging so bulk is never starved. A free allocation
 takes the oldest live text of the chosen lane plus its length-neighbours, up to a padded-token budget, so
 batches pad only to their own longest input. Texts whose caller went away or whose deadline passed are dropped
 before batching.
@@ -68,6 +70,14 @@ class QueuedText:
         return len(self.ids)
 
 
+def _candidate_lanes(priority: Priority, texts: int) -> tuple[Priority, ...]:
+    if priority is not Priority.AUTO:
+        return (priority,)
+    if texts > INTERACTIVE_MAX_TEXTS:
+        return (Priority.BULK,)
+    return (Priority.INTERACTIVE, Priority.BULK)
+
+
 def request_priority(lengths: Sequence[int]) -> Priority:
     """AUTO's choice: a few short texts are a search query, anything else is bulk."""
     small = len(lengths) <= INTERACTIVE_MAX_TEXTS
@@ -75,19 +85,37 @@ def request_priority(lengths: Sequence[int]) -> Priority:
     return Priority.INTERACTIVE if small and short else Priority.BULK
 
 
-class BatchQueue:
-    """Bounded by `capacity` texts; rejections, timeouts and queue times are counted in `stats`."""
-
-    def __init__(self, capacity: int, token_budget: int, max_batch_size: int, stats: DeploymentStats) -> None:
+class _Lane:
+    def __init__(self, priority: Priority, capacity: int) -> None:
+        self.priority = priority
         self.capacity = capacity
+        self.texts: collections.deque[QueuedText] = collections.deque()
+
+    def has_room(self, texts: int) -> bool:
+        return len(self.texts) + texts <= self.capacity
+
+
+class BatchQueue:
+    """Bounded by `capacity` bulk texts and, apart, `interactive_capacity` interactive ones; rejections, timeouts
+    and queue times are counted in `stats`."""
+
+    def __init__(
+        self,
+        capacity: int,
+        interactive_capacity: int,
+        token_budget: int,
+        max_batch_size: int,
+        stats: DeploymentStats,
+    ) -> None:
+        self.capacity = capacity
+        self.interactive_capacity = interactive_capacity
         self.token_budget = token_budget
         self.max_batch_size = max_batch_size
         self._stats = stats
-        self._lanes: dict[Priority, collections.deque[QueuedText]] = {
-            Priority.INTERACTIVE: collections.deque(),
-            Priority.BULK: collections.deque(),
+        self._lanes = {
+            Priority.INTERACTIVE: _Lane(Priority.INTERACTIVE, interactive_capacity),
+            Priority.BULK: _Lane(Priority.BULK, capacity),
         }
-        self._queued = 0
         self._bulk_served_at = 0.0
         self._interactive_seen_at = -INTERACTIVE_RECENT_S
         self._empty = asyncio.Event()
@@ -96,21 +124,24 @@ class BatchQueue:
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return sum(len(lane.texts) for lane in self._lanes.values())
 
-    def check_room(self, texts: int, retry_after_s: float) -> None:
-        """Reject (ES's 429) when `texts` more would overflow the queue."""
-        if self._queued + texts > self.capacity:
-            self._stats.rejected_execution_count += 1
-            raise queue_full(retry_after_s=retry_after_s)
+    def check_room(self, texts: int, priority: Priority, retry_after_s: Callable[[int], float]) -> None:
+        """Reject (ES's 429) when `texts` more would overflow their lane; `retry_after_s` maps the texts queued in
+        that lane to the retry hint. AUTO is not classified yet (that needs token counts): it passes while a lane
+        it may land in has room, and is checked again once classified."""
+        lanes = [self._lanes[p] for p in _candidate_lanes(priority, texts)]
+        if any(lane.has_room(texts) for lane in lanes):
+            return
+        self._stats.rejected_execution_count += 1
+        raise queue_full(retry_after_s=retry_after_s(min(len(lane.texts) for lane in lanes)))
 
     async def put(self, texts: list[QueuedText], priority: Priority, wake: int) -> None:
         """Queue a request's texts (shortest first, so lane neighbours make tight batches) and wake up to
         `wake` idle allocations."""
         if priority is Priority.INTERACTIVE:
             self._interactive_seen_at = time.monotonic()
-        self._lanes[priority].extend(sorted(texts, key=lambda t: t.length))
-        self._queued += len(texts)
+        self._lanes[priority].texts.extend(sorted(texts, key=lambda t: t.length))
         self._empty.clear()
         async with self._wakeup:
             self._wakeup.notify(wake)
@@ -135,15 +166,14 @@ class BatchQueue:
 
     def fail_all(self, error: ElserError) -> None:
         for lane in self._lanes.values():
-            while lane:
-                text = lane.popleft()
+            while lane.texts:
+                text = lane.texts.popleft()
                 if not text.future.done():
                     text.future.set_exception(error)
-        self._dequeued(self._queued)
+        self._dequeued()
 
-    def _dequeued(self, n: int) -> None:
-        self._queued -= n
-        if self._queued == 0:
+    def _dequeued(self) -> None:
+        if not any(lane.texts for lane in self._lanes.values()):
             self._empty.set()
 
     def _take_batch(self) -> list[QueuedText]:
@@ -153,41 +183,41 @@ class BatchQueue:
             return []
         window: list[QueuedText] = []
         limit = self.max_batch_size * BATCH_WINDOW_FACTOR
-        while lane and len(window) < limit:
-            text = lane.popleft()
+        while lane.texts and len(window) < limit:
+            text = lane.texts.popleft()
             if self._alive(text, now):
                 window.append(text)
-            else:
-                self._dequeued(1)
         if not window:
+            self._dequeued()
             return []
         budget = self.token_budget
-        if lane is self._lanes[Priority.BULK] and now - self._interactive_seen_at < INTERACTIVE_RECENT_S:
+        if lane.priority is Priority.BULK and now - self._interactive_seen_at < INTERACTIVE_RECENT_S:
             budget = max(1, budget // BULK_BUDGET_DIVISOR_WITH_QUERIES)
         # The oldest live text (window[0]) is always in the batch: no starvation within a lane.
         groups = plan_batches([t.length for t in window], budget, self.max_batch_size)
         chosen = set(next(g for g in groups if 0 in g))
-        lane.extendleft(reversed([t for i, t in enumerate(window) if i not in chosen]))
-        self._dequeued(len(chosen))
+        lane.texts.extendleft(reversed([t for i, t in enumerate(window) if i not in chosen]))
+        self._dequeued()
         batch = [window[i] for i in sorted(chosen)]
         self._stats.dequeued_count += len(batch)
         self._stats.queue_time_s += sum(now - t.enqueued for t in batch)
         return batch
 
-    def _choose_lane(self, now: float) -> collections.deque[QueuedText] | None:
+    def _choose_lane(self, now: float) -> _Lane | None:
         interactive, bulk = self._lanes[Priority.INTERACTIVE], self._lanes[Priority.BULK]
         self._prune(interactive, now)
         self._prune(bulk, now)
-        if bulk and (not interactive or now - max(self._bulk_served_at, bulk[0].enqueued) > BULK_MAX_WAIT_S):
+        waited = now - max(self._bulk_served_at, bulk.texts[0].enqueued) if bulk.texts else 0.0
+        if bulk.texts and (not interactive.texts or waited > BULK_MAX_WAIT_S):
             self._bulk_served_at = now
             return bulk
-        return interactive or None
+        return interactive if interactive.texts else None
 
-    def _prune(self, lane: collections.deque[QueuedText], now: float) -> None:
+    def _prune(self, lane: _Lane, now: float) -> None:
         """Drop dead texts at the head (cheap); dead texts further back are skipped by the window scan."""
-        while lane and not self._alive(lane[0], now):
-            lane.popleft()
-            self._dequeued(1)
+        while lane.texts and not self._alive(lane.texts[0], now):
+            lane.texts.popleft()
+        self._dequeued()
 
     def _alive(self, text: QueuedText, now: float) -> bool:
         if text.future.done():  # its caller went away (counted as dropped when it left)

@@ -313,7 +313,7 @@ class InferenceCore:
         check_infer_task_type(endpoint, parse_task_type(task_type))
         embedder = await self._embedder(endpoint, inputs, options, deadline)
         # Refused before tokenizing: an overloaded deployment spends no CPU on work it would refuse.
-        embedder.deployment.check_room(len(inputs))
+        embedder.deployment.check_room(len(inputs), options.priority)
         return await embedder.embed(inputs, options.priority)
 
     async def _embedder(

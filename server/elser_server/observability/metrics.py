@@ -146,7 +146,7 @@ class _DeploymentCollector(Collector):
             "elser_queue_depth", "Texts waiting in the deployment queue.", labels=labels
         )
         capacity = GaugeMetricFamily(
-            "elser_queue_capacity", "Texts the deployment queue holds before rejecting.", labels=labels
+            "elser_queue_capacity", "Bulk texts the deployment queue holds before rejecting.", labels=labels
         )
         current = GaugeMetricFamily("elser_allocations", "Allocations running.", labels=labels)
         target = GaugeMetricFamily("elser_allocations_target", "Allocations wanted.", labels=labels)
