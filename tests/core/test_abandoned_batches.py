@@ -38,8 +38,7 @@ async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untype
         max_inputs_per_request=ROWS,
         max_input_bytes=200_000,
         default_timeout_s=600.0,
-        # One allocation; a budget so large that a whole request of ROWS texts is one batch, even at the
-        # quarter budget bulk gets right after an interactive request (the PUT's validation inference).
+        # One allocation; a budget so large that a whole request of ROWS texts is one batch.
         token_budget=1 << 20,
         max_batch_size=ROWS,
         processors=1,
@@ -168,7 +167,8 @@ async def test_a_request_cancelled_while_queued_never_runs(
     dep = core.deployment("e")
     before = counters(dep)
     slow = await start_running(core, LONG_TEXTS)  # holds the only allocation
-    queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"]))
+    # Bulk, so it waits: a search query would go to the query runner at once.
+    queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"], BULK))
     await until(lambda: dep.queued == 1, "the small request was not queued")
     await cancelled(queued)
     # The slow batch was still running, so the allocation could not have taken the abandoned request.
@@ -194,7 +194,8 @@ async def test_callers_that_leave_are_counted_as_dropped(core: InferenceCore) ->
     dep = core.deployment("e")
     before = dep.stats.dropped_count
     slow = await start_running(core, LONG_TEXTS)
-    queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"]))
+    # Bulk, so it waits: a search query would go to the query runner at once.
+    queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"], BULK))
     await until(lambda: dep.queued == 1, "the small request was not queued")
     await cancelled(queued)
     await cancelled(slow)

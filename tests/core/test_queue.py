@@ -11,6 +11,9 @@ from elser_server.core.errors import ElserError
 from elser_server.core.queue import INTERACTIVE_MAX_TEXTS, BatchQueue, QueuedText, RowOptions, SparseRow
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import Priority
+from support import eventually_async
+
+HANG_GUARD_S = 10.0  # only against hangs: nothing here asserts on timing
 
 
 def text(length: int, enqueued: float) -> QueuedText:
@@ -98,6 +101,38 @@ async def test_each_lane_has_its_own_room() -> None:
         queue.check_room(1, Priority.AUTO, hint)  # both lanes it could land in are full
     assert stats.rejected_execution_count == 4
     assert queue.queued == 4 + room
+
+
+async def test_the_query_runner_takes_only_interactive_work() -> None:
+    queue = BatchQueue(
+        100, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=DeploymentStats()
+    )
+    now = time.monotonic()
+    bulk = text(10, now - 5.0)
+    query = text(5, now)
+    await queue.put([bulk], Priority.BULK, wake=1)
+    await queue.put([query], Priority.INTERACTIVE, wake=1)
+    assert await queue.next_batch(never, interactive_only=True) == [query]  # the older bulk text stays
+    assert queue.queued == 1
+    assert await queue.next_batch(never) == [bulk]
+
+
+async def test_bulk_work_wakes_an_allocation_while_the_query_runner_waits() -> None:
+    queue = BatchQueue(
+        100, interactive_capacity=10, token_budget=64, max_batch_size=4, stats=DeploymentStats()
+    )
+    runner = asyncio.create_task(queue.next_batch(never, interactive_only=True))
+    allocation = asyncio.create_task(queue.next_batch(never))
+    await eventually_async(lambda: queue.waiting == 2, what="both consumers to wait")
+    bulk = text(10, time.monotonic())
+    await queue.put([bulk], Priority.BULK, wake=1)
+    async with asyncio.timeout(HANG_GUARD_S):
+        assert await allocation == [bulk]
+    assert not runner.done()
+    query = text(5, time.monotonic())
+    await queue.put([query], Priority.INTERACTIVE, wake=0)  # no allocation to wake: the runner still is
+    async with asyncio.timeout(HANG_GUARD_S):
+        assert await runner == [query]
 
 
 async def test_an_expired_text_is_answered_with_a_timeout_and_never_batched() -> None:

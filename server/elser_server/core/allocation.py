@@ -1,5 +1,9 @@
 """One allocation: a model session and the single thread that runs it, taking batches from the deployment's
-queue. A running batch whose callers have all left is aborted (onnxruntime's terminate flag)."""
+queue. A running batch whose callers have all left is aborted (onnxruntime's terminate flag).
+
+The same class, with `interactive_only`, is a deployment's query runner: one more thread that runs search
+queries on an allocation's session (onnxruntime sessions accept concurrent runs) while every allocation is busy
+with bulk work, so a query never waits for a bulk batch to finish."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ class Allocation:
         queue: BatchQueue,
         stats: DeploymentStats,
         observer: CoreObserver | None,
+        *,
+        interactive_only: bool = False,
     ) -> None:
         self.deployment_id = deployment_id
         self.index = index
@@ -34,12 +40,14 @@ class Allocation:
         self._queue = queue
         self._stats = stats
         self._observer = observer
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"alloc-{index}")
+        self._interactive_only = interactive_only
+        self._name = "queries" if interactive_only else f"alloc-{index}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=f"{self.deployment_id}-alloc-{self.index}")
+        self._task = asyncio.create_task(self._loop(), name=f"{self.deployment_id}-{self._name}")
 
     async def stop(self) -> None:
         """Finish the running batch, then release the thread."""
@@ -51,7 +59,9 @@ class Allocation:
 
     async def _loop(self) -> None:
         while not self._stopping:
-            batch = await self._queue.next_batch(lambda: self._stopping)
+            batch = await self._queue.next_batch(
+                lambda: self._stopping, interactive_only=self._interactive_only
+            )
             if batch:
                 await self._run(batch)
 

@@ -74,6 +74,7 @@ class Deployment:
         self._session_factory: SessionFactory | None = None
         self._failure: ElserError | None = None
         self._allocations: list[Allocation] = []
+        self._query_runner: Allocation | None = None
         self._started = asyncio.Event()
         self._scaling = asyncio.Lock()
         self._publish = publish
@@ -207,7 +208,26 @@ class Deployment:
             while len(self._allocations) > wanted:
                 await self._allocations.pop().stop()
                 self._emit()
+            await self._keep_query_runner()
             self._emit()
+
+    async def _keep_query_runner(self) -> None:
+        """A query runner while any allocation serves, on the first allocation's session (the last one stopped)."""
+        if self._allocations and self._query_runner is None:
+            first = self._allocations[0]
+            self._query_runner = Allocation(
+                self.deployment_id,
+                first.index,
+                first.session,
+                self._queue,
+                self.stats,
+                self._observer,
+                interactive_only=True,
+            )
+            self._query_runner.start()
+        elif not self._allocations and self._query_runner is not None:
+            runner, self._query_runner = self._query_runner, None
+            await runner.stop()
 
     def _new_allocation(self, index: int) -> Allocation:
         assert self._session_factory is not None, "start() sets the session factory"
@@ -227,7 +247,9 @@ class Deployment:
             unavailable(f"deployment [{self.deployment_id}] is stopping", "DEPLOYMENT_STOPPING")
         )
         allocations, self._allocations = self._allocations, []
-        await asyncio.gather(*(a.stop() for a in allocations))
+        runners = [self._query_runner] if self._query_runner is not None else []
+        self._query_runner = None
+        await asyncio.gather(*(a.stop() for a in [*allocations, *runners]))
         self.state = State.STOPPED
         self._started.set()
         self._emit()

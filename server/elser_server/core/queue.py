@@ -2,10 +2,12 @@
 
 Each lane has its own room: a full bulk lane refuses bulk work (ES's 429) but never a search query, and a flood
 of queries is refused by the interactive lane's own, smaller bound. Interactive (search-style) requests go ahead
-of bulk, with aging so bulk is never starved. A free allocation
-takes the oldest live text of the chosen lane plus its length-neighbours, up to a padded-token budget, so
-batches pad only to their own longest input. Texts whose caller went away or whose deadline passed are dropped
-before batching.
+of bulk, with aging so bulk is never starved. Besides the allocations, the deployment's query runner takes
+interactive batches only (`next_batch(..., interactive_only=True)`), so a query need not wait for a bulk batch.
+
+A free allocation takes the oldest live text of the chosen lane plus its length-neighbours, up to a padded-token
+budget, so batches pad only to their own longest input. Texts whose caller went away or whose deadline passed
+are dropped before batching.
 
 Example: bulk holds texts of 300, 20, 25 and 280 tokens (oldest first) with a 1024-token budget. The batch is
 the oldest (300) plus its nearest length (280): 2 × 300 padded tokens; 20 and 25 go together next.
@@ -34,11 +36,6 @@ INTERACTIVE_MAX_TOKENS = 512
 # last batch (or since its head arrived), so bulk is never starved yet a deep bulk backlog does not count as
 # "waiting" and cannot push every query behind it.
 BULK_MAX_WAIT_S = 1.0
-# While queries keep arriving (one within this many seconds), bulk batches shrink to this fraction of the token
-# budget: a query waits for the running batch to finish, so shorter bulk batches bound its latency, at a small
-# throughput cost paid only while there is interactive traffic.
-INTERACTIVE_RECENT_S = 2.0
-BULK_BUDGET_DIVISOR_WITH_QUERIES = 4
 # How many queued texts a batch is chosen from: wide enough to find length-neighbours, small enough to be cheap.
 BATCH_WINDOW_FACTOR = 4
 
@@ -117,14 +114,21 @@ class BatchQueue:
             Priority.BULK: _Lane(Priority.BULK, capacity),
         }
         self._bulk_served_at = 0.0
-        self._interactive_seen_at = -INTERACTIVE_RECENT_S
         self._empty = asyncio.Event()
         self._empty.set()
-        self._wakeup = asyncio.Condition()
+        lock = asyncio.Lock()
+        self._wakeup = asyncio.Condition(lock)
+        self._query_wakeup = asyncio.Condition(lock)  # the query runner, woken by interactive work only
+        self._waiting = 0
 
     @property
     def queued(self) -> int:
         return sum(len(lane.texts) for lane in self._lanes.values())
+
+    @property
+    def waiting(self) -> int:
+        """Consumers (idle allocations, the query runner) waiting for work."""
+        return self._waiting
 
     def check_room(self, texts: int, priority: Priority, retry_after_s: Callable[[int], float]) -> None:
         """Reject (ES's 429) when `texts` more would overflow their lane; `retry_after_s` maps the texts queued in
@@ -139,27 +143,36 @@ class BatchQueue:
     async def put(self, texts: list[QueuedText], priority: Priority, wake: int) -> None:
         """Queue a request's texts (shortest first, so lane neighbours make tight batches) and wake up to
         `wake` idle allocations."""
-        if priority is Priority.INTERACTIVE:
-            self._interactive_seen_at = time.monotonic()
         self._lanes[priority].texts.extend(sorted(texts, key=lambda t: t.length))
         self._empty.clear()
         async with self._wakeup:
             self._wakeup.notify(wake)
+            if priority is Priority.INTERACTIVE:
+                self._query_wakeup.notify()
 
-    async def next_batch(self, stopping: Callable[[], bool]) -> list[QueuedText]:
-        """Wait for the next batch; [] once `stopping()` is true (see `wake_all`)."""
-        async with self._wakeup:
+    async def next_batch(
+        self, stopping: Callable[[], bool], *, interactive_only: bool = False
+    ) -> list[QueuedText]:
+        """Wait for the next batch; [] once `stopping()` is true (see `wake_all`). `interactive_only`: the query
+        runner's view, which never takes bulk work."""
+        wakeup = self._query_wakeup if interactive_only else self._wakeup
+        async with wakeup:
             while True:
                 if stopping():
                     return []
-                batch = self._take_batch()
+                batch = self._take_batch(interactive_only)
                 if batch:
                     return batch
-                await self._wakeup.wait()
+                self._waiting += 1
+                try:
+                    await wakeup.wait()
+                finally:
+                    self._waiting -= 1
 
     async def wake_all(self) -> None:
         async with self._wakeup:
             self._wakeup.notify_all()
+            self._query_wakeup.notify_all()
 
     async def wait_empty(self) -> None:
         await self._empty.wait()
@@ -176,9 +189,9 @@ class BatchQueue:
         if not any(lane.texts for lane in self._lanes.values()):
             self._empty.set()
 
-    def _take_batch(self) -> list[QueuedText]:
+    def _take_batch(self, interactive_only: bool) -> list[QueuedText]:
         now = time.monotonic()
-        lane = self._choose_lane(now)
+        lane = self._choose_lane(now, interactive_only)
         if lane is None:
             return []
         window: list[QueuedText] = []
@@ -190,11 +203,8 @@ class BatchQueue:
         if not window:
             self._dequeued()
             return []
-        budget = self.token_budget
-        if lane.priority is Priority.BULK and now - self._interactive_seen_at < INTERACTIVE_RECENT_S:
-            budget = max(1, budget // BULK_BUDGET_DIVISOR_WITH_QUERIES)
         # The oldest live text (window[0]) is always in the batch: no starvation within a lane.
-        groups = plan_batches([t.length for t in window], budget, self.max_batch_size)
+        groups = plan_batches([t.length for t in window], self.token_budget, self.max_batch_size)
         chosen = set(next(g for g in groups if 0 in g))
         lane.texts.extendleft(reversed([t for i, t in enumerate(window) if i not in chosen]))
         self._dequeued()
@@ -203,9 +213,11 @@ class BatchQueue:
         self._stats.queue_time_s += sum(now - t.enqueued for t in batch)
         return batch
 
-    def _choose_lane(self, now: float) -> _Lane | None:
+    def _choose_lane(self, now: float, interactive_only: bool) -> _Lane | None:
         interactive, bulk = self._lanes[Priority.INTERACTIVE], self._lanes[Priority.BULK]
         self._prune(interactive, now)
+        if interactive_only:
+            return interactive if interactive.texts else None
         self._prune(bulk, now)
         waited = now - max(self._bulk_served_at, bulk.texts[0].enqueued) if bulk.texts else 0.0
         if bulk.texts and (not interactive.texts or waited > BULK_MAX_WAIT_S):
