@@ -4,7 +4,8 @@ For each layout (allocations × threads) on the default model and the engine ben
   - engine docs/s (bench/engine.py's in-process Engine, same model, corpus, token budget and batch cap);
   - bulk through one InferStream (docs/s, tokens/s, ratio to the engine), with 1 and with 16 texts per request;
   - single 10-word query latency p50/p99 via gRPC Infer and REST `_inference`, idle and while another process
-    saturates the server with a bulk InferStream (queries use the interactive lane, bulk the bulk lane).
+    saturates the server with a bulk InferStream (queries use the interactive lane, bulk the bulk lane), and the
+    bulk stream's docs/s meanwhile (one query client back to back: the most a single searcher takes from bulk).
 Compare numbers only within one run: these VMs vary by ±20 % between runs.
 
     .venv/bin/python bench/serving.py            # 2,000 docs, 200 queries per latency row
@@ -27,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -69,6 +71,7 @@ def server(repo: Path, token_budget: int, max_batch_size: int) -> Iterator[tuple
             "ELSER_TOKEN_BUDGET": str(token_budget),
             "ELSER_MAX_BATCH_SIZE": str(max_batch_size),
             "ELSER_DRAIN_S": "0",
+            "ELSER_METRICS_PORT": "0",  # never the default port another server on this machine may hold
             "ELSER_LOG_LEVEL": "WARNING",
         }
         proc = subprocess.Popen([sys.executable, "-m", "elser_server"], env=env)
@@ -115,8 +118,11 @@ async def bulk(client: AsyncElserClient, inference_id: str, docs: list[str], per
     return elapsed
 
 
-def load_generator(target: str, inference_id: str, docs: list[str], started: Event, stop: Event) -> None:
-    """In its own process (so its client CPU does not sit in the measuring loop): bulk InferStream until stopped."""
+def load_generator(
+    target: str, inference_id: str, docs: list[str], started: Event, stop: Event, done: Synchronized[int]
+) -> None:
+    """In its own process (so its client CPU does not sit in the measuring loop): bulk InferStream until stopped,
+    counting embedded docs in `done`."""
 
     async def run() -> None:
         async with AsyncElserClient(target) as client:
@@ -128,8 +134,10 @@ def load_generator(target: str, inference_id: str, docs: list[str], started: Eve
                     i = (i + 16) % len(docs)
                     await asyncio.sleep(0)
 
-            async for _ in client.infer_stream(inference_id, forever(), timeout_s=3600):
+            async for response in client.infer_stream(inference_id, forever(), timeout_s=3600):
                 started.set()
+                with done.get_lock():
+                    done.value += len(response.embeddings)
 
     asyncio.run(run())
 
@@ -174,6 +182,7 @@ class LayoutResult:
     engine_docs_per_s: float
     bulk_docs_per_s: dict[int, float]
     latency: dict[str, Latency]
+    bulk_under_queries_docs_per_s: float
 
 
 async def measure_layout(
@@ -183,7 +192,7 @@ async def measure_layout(
     threads: int,
     docs: list[str],
     queries: list[str],
-) -> tuple[dict[int, float], dict[str, Latency]]:
+) -> tuple[dict[int, float], dict[str, Latency], float]:
     inference_id = f"bench-{allocations}x{threads}"
     async with AsyncElserClient(target, timeout_s=60) as client:
         await client.put_endpoint(
@@ -197,22 +206,24 @@ async def measure_layout(
             "REST idle": Latency.of(await rest_latencies(base_url, inference_id, queries)),
         }
         ctx = mp.get_context("spawn")
-        started, stop = ctx.Event(), ctx.Event()
-        loader = ctx.Process(target=load_generator, args=(target, inference_id, docs, started, stop))
+        started, stop, done = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+        loader = ctx.Process(target=load_generator, args=(target, inference_id, docs, started, stop, done))
         loader.start()
         try:
             if not await asyncio.to_thread(started.wait, 60):
                 raise RuntimeError("the bulk load generator never got a response")
             await asyncio.sleep(1.0)  # let the queue fill
+            t0, done0 = time.perf_counter(), done.value
             latency["gRPC under bulk"] = Latency.of(await grpc_latencies(client, inference_id, queries))
             latency["REST under bulk"] = Latency.of(await rest_latencies(base_url, inference_id, queries))
+            bulk_under_queries = (done.value - done0) / (time.perf_counter() - t0)
         finally:
             stop.set()
             loader.join(30)
             if loader.is_alive():
                 loader.kill()
         await client.delete_endpoint(inference_id, force=True)
-    return rates, latency
+    return rates, latency, bulk_under_queries
 
 
 def main() -> None:
@@ -258,10 +269,12 @@ def main() -> None:
                     args.token_budget,
                     args.max_batch_size,
                 )
-                rates, latency = asyncio.run(
+                rates, latency, under_queries = asyncio.run(
                     measure_layout(target, base_url, allocations, threads, docs, queries)
                 )
-                results.append(LayoutResult(f"{allocations}×{threads}", engine.docs_per_s, rates, latency))
+                results.append(
+                    LayoutResult(f"{allocations}×{threads}", engine.docs_per_s, rates, latency, under_queries)
+                )
                 print(f"  done {allocations}×{threads}", file=sys.stderr)
 
     tokens_per_doc = n_tokens / len(docs)
@@ -279,6 +292,11 @@ def main() -> None:
                 f"{r.layout:<7} {path:<28} {rate:>8.1f} {rate * tokens_per_doc:>9,.0f} "
                 f"{100 * rate / r.engine_docs_per_s:>7.0f} %"
             )
+        rate = r.bulk_under_queries_docs_per_s
+        print(
+            f"{r.layout:<7} {'InferStream, while queries':<28} {rate:>8.1f} {rate * tokens_per_doc:>9,.0f} "
+            f"{100 * rate / r.engine_docs_per_s:>7.0f} %"
+        )
         for name, lat in r.latency.items():
             print(
                 f"{r.layout:<7} {'query, ' + name:<28} {'':>8} {'':>9} {'':>9} {lat.p50_ms:>8.2f} {lat.p99_ms:>8.2f}"
