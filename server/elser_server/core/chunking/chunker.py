@@ -29,8 +29,8 @@ class Chunk:
 def chunk(text: str, settings: ChunkingSettings) -> list[Chunk]:
     """Split `text` exactly as ES's chunker for `settings` does; chunks are in input order.
 
-    Settings must come from `parse_chunking_settings` (validated). An empty text gives no chunk with the
-    word strategy and one empty chunk with the others, as in ES."""
+    Settings must come from `parse_chunking_settings` (validated). Every strategy gives an empty text one
+    empty chunk `[0, 0)` and a text without words one chunk covering it, as ES does."""
     t = Text(text)
     spans: list[tuple[int, int]]
     size = settings.max_chunk_size or 0
