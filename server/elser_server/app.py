@@ -41,6 +41,7 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
             max_input_bytes=settings.max_input_bytes,
             default_timeout_s=settings.default_timeout_s,
             put_timeout_s=settings.put_timeout_s,
+            separator_timeout_s=settings.chunking_separator_timeout_s,
         ),
         batching=BatchingConfig(
             queue_capacity=settings.queue_capacity,

@@ -578,7 +578,7 @@ def endpoint_from_dict(d: Mapping[str, Any]) -> Endpoint:
     adaptive = ss.get(ADAPTIVE)
     chunking = d.get("chunking_settings")
     chunking_settings: ChunkingSettings | None = (
-        None if chunking is None else parse_chunking_settings(chunking)
+        None if chunking is None else parse_chunking_settings(chunking, stored=True)
     )
     return Endpoint(
         inference_id=d["inference_id"],

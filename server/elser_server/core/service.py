@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveTarget
-from elser_server.core.chunking.chunker import Chunk, chunk
+from elser_server.core.chunking.chunker import Chunk, chunk_off_loop
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
 from elser_server.core.deployment import Deployment, DeploymentStats, RowOptions, State
 from elser_server.core.endpoint_config import (
@@ -105,6 +105,8 @@ class Limits:
     max_input_bytes: int = 1 << 20
     default_timeout_s: float = 30.0
     put_timeout_s: float = 30.0
+    # CPU seconds recursive chunking's separator regexes get per input (None: only the deadline bounds them)
+    separator_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,6 @@ class InferenceCore:
         model = await self._models.get(deployment.model_id)
         lookup = model.tokenizer.id_to_tokens if options.return_tokens else None
         row_options = RowOptions(options.top_k, options.min_weight, lookup)
-        loop = asyncio.get_running_loop()
         priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
 
         async def embed_window(window: list[tuple[int, Chunk]]) -> list[SparseEmbedding]:
@@ -354,7 +355,14 @@ class InferenceCore:
             # Windows span inputs, so many short inputs share one batch instead of one call each.
             window: list[tuple[int, Chunk]] = []
             for index, text in enumerate(inputs):
-                for c in await loop.run_in_executor(self._tokenize_pool, chunk, text, settings):
+                chunks = await chunk_off_loop(
+                    self._tokenize_pool,
+                    text,
+                    settings,
+                    separator_budget_s=self._limits.separator_timeout_s,
+                    deadline=deadline,
+                )
+                for c in chunks:
                     window.append((index, c))
                     if len(window) == CHUNK_WINDOW:
                         yield window
