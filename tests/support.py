@@ -106,3 +106,20 @@ async def eventually_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+# Chunking settings of each strategy as ES's chunker tests use them on blank input (WordBoundaryChunkerTests
+# testEmptyString/testWhitespace, EmbeddingRequestChunkerTests testBlankInput_*/testWhitespaceInput_*,
+# RecursiveChunkerTests testChunkEmptyInput, NoopChunker), and blank texts: ES gives each one chunk, the
+# whole input, and embeds that text as it embeds any input.
+BLANK_CHUNKING: dict[str, dict[str, object]] = {
+    "word-10-5": {"strategy": "word", "max_chunk_size": 10, "overlap": 5},
+    "word-100-10": {"strategy": "word", "max_chunk_size": 100, "overlap": 10},
+    "sentence-250-1": {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1},
+    "sentence-20-0": {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0},
+    "recursive-plaintext": {"strategy": "recursive", "max_chunk_size": 10},
+    "recursive-markdown": {"strategy": "recursive", "max_chunk_size": 10, "separator_group": "markdown"},
+    "recursive-custom": {"strategy": "recursive", "max_chunk_size": 10, "separators": [" ", "\\s+"]},
+    "none": {"strategy": "none"},
+}
+BLANK_TEXTS = ["", " ", "   ", "\n\n", "\t \u3000\u2028", "\r\n"]

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, description="Texts per model call at most.")
     default_timeout_s: float = Field(30.0, gt=0, description="Inference deadline when the caller sets none.")
     put_timeout_s: float = Field(30.0, gt=0, description="How long PUT waits for a deployment to start (ES).")
+    chunking_separator_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        description="CPU seconds the recursive strategy's separator regexes get per input (the process's CPU time, "
+        "as the regex engine counts it); past it the request fails with ES's 400 (ES bounds the same work by "
+        "characters read). The request's deadline also holds.",
+    )
 
     # adaptive allocations (ES defaults)
     adaptive_interval_s: float = Field(

@@ -234,11 +234,21 @@ async def test_chunked_inputs_share_batches_and_stream_in_order(
     long_text = " ".join(f"word{i}" for i in range(35))  # 4 chunks of at most 10 words
     inputs = [f"short input {i}" for i in range(20)] + [long_text, "", "last one"]
     results = [r async for r in core.infer_chunked("chunks", None, inputs, chunking_settings=WORD_CHUNKING)]
-    assert sum(calls) == 20 + 4 + 1  # every chunk once (the empty input has none)
-    assert len(calls) == 2  # 25 chunks in windows of 16 across inputs, not one call per input
+    assert sum(calls) == 20 + 4 + 1 + 1  # every chunk once (the empty input is one empty chunk, as in ES)
+    assert len(calls) == 2  # 26 chunks in windows of 16 across inputs, not one call per input
     order = [(r.input_index, getattr(r, "chunk_index", "done")) for r in results]
     expected = [x for i in range(20) for x in ((i, 0), (i, "done"))]
-    expected += [(20, 0), (20, 1), (20, 2), (20, 3), (20, "done"), (21, "done"), (22, 0), (22, "done")]
+    expected += [
+        (20, 0),
+        (20, 1),
+        (20, 2),
+        (20, 3),
+        (20, "done"),
+        (21, 0),
+        (21, "done"),
+        (22, 0),
+        (22, "done"),
+    ]
     assert order == expected
     single = await core.infer("chunks", None, [long_text.split(" word10")[0]])
     assert list(results[40].embedding.token_ids) == list(single[0].token_ids)  # first chunk of the long input

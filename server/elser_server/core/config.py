@@ -14,6 +14,8 @@ class Limits:
     max_input_bytes: int
     default_timeout_s: float
     put_timeout_s: float
+    # CPU seconds recursive chunking's separator regexes get per input (None: only the deadline bounds them)
+    separator_timeout_s: float | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class CoreConfig:
                 max_input_bytes=settings.max_input_bytes,
                 default_timeout_s=settings.default_timeout_s,
                 put_timeout_s=settings.put_timeout_s,
+                separator_timeout_s=settings.chunking_separator_timeout_s,
             ),
             batching=BatchingConfig(
                 queue_capacity=settings.queue_capacity,

@@ -247,7 +247,8 @@ class InferenceCore:
         )
         embedder = await self._embedder(endpoint, inputs, options, deadline)
         priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
-        async for item in chunked_embeddings(embedder, inputs, settings, priority):
+        chunks = chunked_embeddings(embedder, inputs, settings, priority, self._limits.separator_timeout_s)
+        async for item in chunks:
             yield item
 
     # --- deployments: watch and stats -------------------------------------------------------------------------

@@ -120,7 +120,7 @@ class Endpoint:
                 ),
                 deployment_id=ss.get("deployment_id"),
             ),
-            chunking_settings=None if chunking is None else parse_chunking_settings(chunking),
+            chunking_settings=None if chunking is None else parse_chunking_settings(chunking, stored=True),
             task_settings=dict(d.get("task_settings", {})),
         )
 
