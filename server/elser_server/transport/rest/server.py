@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from collections.abc import Sequence
 
@@ -9,9 +11,14 @@ from aiohttp import web
 from aiohttp.log import access_logger
 from elser_server.core.service import InferenceCore
 from elser_server.transport.rest.app import build_app
+from elser_server.transport.rest.connections import ConnectionGuard
+from elser_server.transport.rest.junklog import AIOHTTP_SERVER_LOGGER, MalformedRequestLog
 from elser_server.transport.rest.middlewares import Middleware
 
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # ES's http.max_content_length default
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 class RestTransport:
@@ -22,6 +29,9 @@ class RestTransport:
         port: int = 9200,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
         node_name: str | None = None,
         cluster_name: str = "elser-inference",
         shutdown_timeout_s: float = 30.0,
@@ -29,12 +39,15 @@ class RestTransport:
         outer_middlewares: Sequence[Middleware] = (),
         inner_middlewares: Sequence[Middleware] = (),
     ) -> None:
+        self.connections = ConnectionGuard(max_connections, idle_timeout_s)
         self._app = build_app(
             core,
             max_body_bytes=max_body_bytes,
+            body_timeout_s=body_timeout_s,
             node_name=node_name,
             cluster_name=cluster_name,
-            outer_middlewares=outer_middlewares,
+            # The guard is outermost: a connection is busy for the whole of a request, the response's write too.
+            outer_middlewares=[self.connections.middleware, *outer_middlewares],
             inner_middlewares=inner_middlewares,
         )
         self._ssl_context = ssl_context
@@ -44,6 +57,8 @@ class RestTransport:
         self._port = port
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._junk_log = MalformedRequestLog()
 
     async def start(self) -> int:
         """Bind and serve; returns the bound port (an ephemeral one when port is 0)."""
@@ -55,14 +70,26 @@ class RestTransport:
             access_log=access_logger if self._access_log else None,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl_context)
-        await site.start()
+        assert runner.server is not None
+        # Our own listener instead of a TCPSite: every connection passes through the guard.
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.connections.wrap(runner.server),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=128,
+            reuse_address=True,
+        )
         self._runner = runner
-        address = runner.addresses[0]
-        return int(address[1])
+        logging.getLogger(AIOHTTP_SERVER_LOGGER).addFilter(self._junk_log)
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the shutdown timeout), close connections."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        logging.getLogger(AIOHTTP_SERVER_LOGGER).removeFilter(self._junk_log)
