@@ -87,6 +87,7 @@ class Metrics:
         )
         self._download_done: dict[str, int] = {}
         self.auth_rejections = 0
+        self.call_limit_rejections = 0
 
     # --- transports ----------------------------------------------------------------------------------------
 
@@ -100,6 +101,9 @@ class Metrics:
 
     def auth_rejected(self) -> None:
         self.auth_rejections += 1
+
+    def calls_rejected(self) -> None:
+        self.call_limit_rejections += 1
 
     # --- the core (CoreObserver) --------------------------------------------------------------------------
 
@@ -190,6 +194,7 @@ class _DeploymentCollector(Collector):
                 if value_ms is not None:
                     per_text.add_metric([*dep, statistic], value_ms / 1000.0)
         rejections.add_metric(["", "auth"], self._metrics.auth_rejections)
+        rejections.add_metric(["", "calls_in_flight"], self._metrics.call_limit_rejections)
         yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text)
 
 

@@ -64,6 +64,9 @@ class GrpcTransport:
         reflection: bool = True,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         max_concurrent_streams: int | None = None,
+        max_pending_calls: int | None = None,
+        max_connections: int | None = None,
+        handshake_timeout_s: float | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         log_bodies: bool = False,
     ) -> None:
@@ -92,10 +95,31 @@ class GrpcTransport:
                 ("grpc.max_connection_age_grace_ms", _ms(max_connection_age_grace_s)),
                 # Linux's default (1) lets a second server silently share the port.
                 ("grpc.so_reuseport", 0),
-                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once.
+                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once. Calls past
+                # it are refused with RST_STREAM (clients see UNAVAILABLE): the server-wide call limit is an
+                # interceptor, which answers RESOURCE_EXHAUSTED.
                 *(
                     (("grpc.max_concurrent_streams", max_concurrent_streams),)
                     if max_concurrent_streams
+                    else ()
+                ),
+                # Calls that arrived but were not yet handed to a handler: past grpc's defaults (1,000, and 3,000
+                # at most) bursts are CANCELLED before anything of ours sees them.
+                *(
+                    (
+                        ("grpc.server.max_pending_requests", max_pending_calls),
+                        ("grpc.server.max_pending_requests_hard_limit", max_pending_calls),
+                    )
+                    if max_pending_calls
+                    else ()
+                ),
+                # Connections past this are closed as soon as they are accepted, so they cannot use up the
+                # process's file descriptors; ones that never finish their TLS/HTTP/2 handshake (including the
+                # client's SETTINGS) are closed after the handshake timeout.
+                *((("grpc.max_allowed_incoming_connections", max_connections),) if max_connections else ()),
+                *(
+                    (("grpc.server_handshake_timeout_ms", _ms(handshake_timeout_s)),)
+                    if handshake_timeout_s
                     else ()
                 ),
             ],
