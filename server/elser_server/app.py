@@ -11,6 +11,7 @@ from elser_server.core.models import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
+from elser_server.model.repository import remove_install_leftovers
 from elser_server.observability.metrics import Metrics, MetricsServer
 from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys, load_api_keys, server_ssl_context
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 def build_core(settings: Settings, observer: CoreObserver | None = None) -> InferenceCore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_install_leftovers(settings.model_cache_dir):
+        log.info("removed %s, left by a model install that did not finish", leftover)
     return InferenceCore(
         SqliteEndpointStore(settings.database_path),
         ModelManager(
@@ -104,11 +107,15 @@ class Service:
             reflection=settings.reflection,
             stream_window=settings.infer_stream_window,
             max_concurrent_streams=settings.grpc_max_concurrent_streams,
+            max_pending_calls=settings.grpc_max_pending_calls,
+            max_connections=settings.effective_grpc_max_connections,
+            handshake_timeout_s=settings.grpc_handshake_timeout_s,
             interceptors=server_interceptors(
                 self.metrics,
                 api_keys,
                 protect_health_and_reflection=settings.auth_health_and_reflection,
                 spans=self.spans,
+                max_concurrent_calls=settings.grpc_max_concurrent_calls,
             ),
             log_bodies=settings.log_bodies,
         )
@@ -141,6 +148,9 @@ class Service:
             host=settings.host,
             port=settings.http_port,
             max_body_bytes=settings.max_request_bytes,
+            max_connections=settings.effective_http_max_connections,
+            idle_timeout_s=settings.http_idle_timeout_s,
+            body_timeout_s=settings.http_body_timeout_s,
             ssl_context=ssl_context,
             outer_middlewares=[middlewares.telemetry(self.metrics, self.spans)],
             inner_middlewares=inner,
