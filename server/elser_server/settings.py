@@ -25,6 +25,9 @@ def detect_processors() -> int:
     return max(1, min(cpus, math.floor(int(quota) / int(period))))
 
 
+GRPC_PENDING_CALLS_FLOOR = 4096
+
+
 def detect_open_files() -> int:
     """The process's soft limit on open files (each connection takes one)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -210,8 +213,9 @@ class Settings(BaseSettings):
     def grpc_max_pending_calls(self) -> int:
         """Calls gRPC holds before a handler takes them: enough that a burst reaches the call limit (and its
         RESOURCE_EXHAUSTED) instead of being cancelled by gRPC itself, still bounded."""
-        limit = self.grpc_max_concurrent_calls or 4096
-        return max(1000, 16 * limit)
+        return max(
+            GRPC_PENDING_CALLS_FLOOR, 16 * (self.grpc_max_concurrent_calls or GRPC_PENDING_CALLS_FLOOR)
+        )
 
     @property
     def effective_grpc_max_connections(self) -> int:

@@ -63,9 +63,9 @@ class ConnectionGuard:
             if connection.transport is not None:
                 self._waiting(connection)
 
-    # --- connection events --------------------------------------------------------------------------------
+    # --- connection events (from _Connection) ---------------------------------------------------------------
 
-    def _opened(self, connection: _Connection) -> bool:
+    def admit(self, connection: _Connection) -> bool:
         """Whether `connection` may stay, making room for it when needed."""
         if len(self._open) >= self.max_connections:
             if not self._idle:
@@ -80,7 +80,7 @@ class ConnectionGuard:
         self._waiting(connection)
         return True
 
-    def _closed(self, connection: _Connection, transport: asyncio.BaseTransport) -> None:
+    def release(self, connection: _Connection, transport: asyncio.BaseTransport) -> None:
         connection.cancel_timer()
         self._open.pop(transport, None)
         self._idle.pop(transport, None)
@@ -112,7 +112,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        if not self._guard._opened(self):
+        if not self._guard.admit(self):
             self.transport = None
             _abort(transport)
             return
@@ -122,7 +122,7 @@ class _Connection(asyncio.Protocol):
         transport, self.transport = self.transport, None
         if transport is None:
             return  # refused: aiohttp never saw it
-        self._guard._closed(self, transport)
+        self._guard.release(self, transport)
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -77,6 +77,8 @@ class RestTransport:
             self._host,
             self._port,
             ssl=self._ssl_context,
+            # A TLS handshake comes before the guard sees the connection: it gets the idle timeout too.
+            ssl_handshake_timeout=self.connections.idle_timeout_s if self._ssl_context is not None else None,
             backlog=128,
             reuse_address=True,
         )
