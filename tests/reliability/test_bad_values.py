@@ -129,6 +129,7 @@ async def test_non_finite_numbers_in_task_settings_are_invalid_argument(start_se
                 assert violation.description.startswith(f"Non-standard token '{token}'")
 
 
+@pytest.mark.slow
 async def test_huge_inference_ids_get_a_deliverable_error(start_server: ServerFactory) -> None:
     server = start_server(ELSER_MAX_REQUEST_BYTES=str(8 << 20))
     async with grpc.aio.insecure_channel(server.target) as channel:

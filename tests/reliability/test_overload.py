@@ -9,6 +9,7 @@ import re
 from collections import Counter
 
 import grpc
+import pytest
 from elser.v1 import inference_service_pb2, inference_service_pb2_grpc
 from elser_client import ElserClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -51,6 +52,7 @@ def grpc_codes(metrics: str, method: str) -> Counter[str]:
     return codes
 
 
+@pytest.mark.slow
 async def test_a_burst_larger_than_any_stream_or_pending_limit_is_resource_exhausted(
     start_server: ServerFactory,
 ) -> None:

@@ -80,6 +80,7 @@ def rest_get(server: ServerProcess, path: str = "/", headers: str = "") -> bytes
         return http_response(sock)
 
 
+@pytest.mark.slow
 def test_incomplete_requests_and_handshakes_are_closed(start_server: ServerFactory) -> None:
     """Before: 0 of 900 incomplete REST requests and gRPC handshakes were closed in 60 s."""
     server = start_server(**FAST)
@@ -107,6 +108,7 @@ def test_incomplete_requests_and_handshakes_are_closed(start_server: ServerFacto
     assert rest_get(server).startswith(b"HTTP/1.1 200 ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api_keys", [False, True])
 def test_hundreds_of_slow_clients_cannot_lock_out_rest_or_health(
     start_server: ServerFactory, api_keys: bool
