@@ -12,6 +12,7 @@ from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
+from elser_server.model.repository import remove_install_leftovers
 from elser_server.observability.metrics import Metrics, MetricsServer
 from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys, load_api_keys
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 def build_core(settings: Settings, observer: CoreObserver | None = None) -> InferenceCore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_install_leftovers(settings.model_cache_dir):
+        log.info("removed %s, left by a model install that did not finish", leftover)
     return InferenceCore(
         SqliteEndpointStore(settings.database_path),
         ModelManager(
@@ -76,6 +79,7 @@ class Service:
                 api_keys,
                 protect_health_and_reflection=settings.auth_health_and_reflection,
                 spans=self.spans,
+                max_concurrent_calls=settings.grpc_max_concurrent_calls,
             ),
         )
         self.rest = self._rest(settings, api_keys) if settings.http_enabled else None

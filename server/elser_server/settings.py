@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,15 @@ def detect_processors() -> int:
     if quota == "max":
         return cpus
     return max(1, min(cpus, math.floor(int(quota) / int(period))))
+
+
+GRPC_PENDING_CALLS_FLOOR = 4096
+
+
+def detect_open_files() -> int:
+    """The process's soft limit on open files (each connection takes one)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 class Settings(BaseSettings):
@@ -50,7 +60,27 @@ class Settings(BaseSettings):
     tls_require_client_cert: bool = Field(False, description="Reject clients without a valid certificate.")
     reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl, buf curl).")
     grpc_max_concurrent_streams: int = Field(
-        100, ge=0, description="gRPC calls one connection may have open at once (HTTP/2); 0 = unlimited."
+        0,
+        ge=0,
+        description="gRPC calls one connection may have open at once (HTTP/2 SETTINGS); 0 = unlimited. Calls "
+        "past it are refused as UNAVAILABLE (RST_STREAM), not RESOURCE_EXHAUSTED: prefer the call limit below.",
+    )
+    grpc_max_concurrent_calls: int = Field(
+        4096,
+        ge=0,
+        description="gRPC calls in flight in the whole server (health checks aside); past it RESOURCE_EXHAUSTED "
+        "with a retry hint. 0 = unlimited.",
+    )
+    grpc_max_connections: int = Field(
+        0,
+        ge=0,
+        description="gRPC connections open at once; past it new ones are closed at once. 0: a quarter of the "
+        "open-file limit.",
+    )
+    grpc_handshake_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A gRPC connection that has not finished its TLS and HTTP/2 handshake in this time is closed.",
     )
     grpc_keepalive_time_s: float = Field(
         30.0,
@@ -73,6 +103,23 @@ class Settings(BaseSettings):
     )
     grpc_max_connection_age_grace_s: float = Field(
         30.0, gt=0, description="Calls in flight at a connection's max age get this long to finish."
+    )
+    http_max_connections: int = Field(
+        0,
+        ge=0,
+        description="REST connections open at once; a new one closes the one idle longest. 0: a quarter of "
+        "the open-file limit.",
+    )
+    http_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A REST connection without a complete request head for this long is closed (idle "
+        "keep-alive connections and slowly sent headers alike).",
+    )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A REST request whose body stops arriving for this long gets 408 and is closed.",
     )
     infer_stream_window: int = Field(
         64, ge=1, description="InferStream messages read ahead of their responses per stream (flow control)."
@@ -169,6 +216,22 @@ class Settings(BaseSettings):
     @property
     def effective_processors(self) -> int:
         return self.processors or detect_processors()
+
+    @property
+    def grpc_max_pending_calls(self) -> int:
+        """Calls gRPC holds before a handler takes them: enough that a burst reaches the call limit (and its
+        RESOURCE_EXHAUSTED) instead of being cancelled by gRPC itself, still bounded."""
+        return max(
+            GRPC_PENDING_CALLS_FLOOR, 16 * (self.grpc_max_concurrent_calls or GRPC_PENDING_CALLS_FLOOR)
+        )
+
+    @property
+    def effective_grpc_max_connections(self) -> int:
+        return self.grpc_max_connections or max(16, detect_open_files() // 4)
+
+    @property
+    def effective_http_max_connections(self) -> int:
+        return self.http_max_connections or max(16, detect_open_files() // 4)
 
     @property
     def database_path(self) -> Path:

@@ -16,8 +16,16 @@ def start_server(tiny_repository: Path, tmp_path: Path) -> Iterator[ServerFactor
     """Start `elser-server` on the tiny repository and `tmp_path/data` (env overrides as keyword args)."""
     started: list[ServerProcess] = []
 
-    def start(repo: str | Path = tiny_repository, **env: str) -> ServerProcess:
-        server = ServerProcess(repo, tmp_path / "data", tmp_path / f"server-{len(started)}.log", **env)
+    def start(
+        repo: str | Path = tiny_repository, *, open_files_limit: int | None = None, **env: str
+    ) -> ServerProcess:
+        server = ServerProcess(
+            repo,
+            tmp_path / "data",
+            tmp_path / f"server-{len(started)}.log",
+            open_files_limit=open_files_limit,
+            **env,
+        )
         started.append(server)
         return server
 

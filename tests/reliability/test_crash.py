@@ -1,5 +1,6 @@
 """SIGKILL of the server during PutEndpoint, a model download and bulk inference, then a restart on the same
-data directory: every acknowledged PUT is there, no half-installed model is used, inference works.
+data directory: every acknowledged PUT is there, no half-installed model is used (nor kept: the restart removes
+what the killed install left), inference works.
 And SIGTERM with a bulk stream in flight: the stream completes before the process exits."""
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def assert_installed_models_verify(data: Path) -> None:
     for package_dir in (data / "models").iterdir():
         if not package_dir.name.startswith("."):
             ModelPackage.load(package_dir, verify=True)
+
+
+def install_leftovers(data: Path) -> list[Path]:
+    return sorted(p for p in (data / "models").iterdir() if p.name.startswith("."))
 
 
 @pytest.mark.slow
@@ -96,9 +101,12 @@ def test_sigkill_during_model_download_never_uses_a_partial_model(
         server.kill()
         worker.join(60)
         assert outcome, "the PUT cannot have been acknowledged"
+        assert install_leftovers(tmp_path / "data"), "the killed install left its work directory"
 
         repo.delay_s = 0.0
         restarted = start_server(repo.url)
+        # Removed at start-up, before anything installs that model again (8-26 MB each were left for good).
+        assert install_leftovers(tmp_path / "data") == []
         with ElserClient(restarted.target) as client:
             assert "downloaded" not in {e.inference_id for e in client.list_endpoints()}
             client.put_endpoint("downloaded")  # installs afresh from the repository

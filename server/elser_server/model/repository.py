@@ -143,6 +143,21 @@ def read_entry(source: FileSource | str | Path, model_id: str) -> dict[str, Any]
     return parse_metadata(raw, origin)
 
 
+def remove_install_leftovers(cache_dir: str | Path) -> list[Path]:
+    """Delete what installs killed mid-way left in `cache_dir` (their `.<name>.*` work directories, never
+    used: a package only appears by a rename once complete) and return what went. Run it before any install
+    starts: the cache belongs to one server process."""
+    cache = Path(cache_dir)
+    if not cache.is_dir():
+        return []
+    removed = []
+    for entry in cache.iterdir():
+        if entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def install(
     repo: FileSource | str | Path,
     model_id: str,

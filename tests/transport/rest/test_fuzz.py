@@ -38,7 +38,11 @@ PARAMS = st.sampled_from(
     ["pretty", "human", "error_trace", "filter_path", "timeout", "dry_run", "force", "tmeout"]
 )
 VALUES = st.sampled_from(
-    ["", "true", "false", "1s", "0s", "-1", "1.5s", "abc", "*", "**.x,-y", "10"]
+    [
+        *("", "true", "false", "1s", "0s", "-1", "1.5s", "abc", "*", "**.x,-y", "10"),
+        # hostile: past a Java long and a double, non-ASCII digits, a star glob
+        *("1" + "0" * 400 + "s", "9" * 30 + "ms", "²s", "٣s", "²", "**." + "*" * 30 + "Z"),
+    ]
 ) | st.text(max_size=6)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),

@@ -3,18 +3,24 @@ JSON ↔ domain translation, and a middleware that turns every failure into ES's
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from elser_server.core.endpoint_rules import parse_task_type
 from elser_server.core.errors import ElserError, invalid
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, Priority, TaskType
 from elser_server.transport.rest import body, media, params, routes
+from elser_server.transport.rest.body import RAW_BODY
 from elser_server.transport.rest.errors import (
+    body_timeout,
     body_too_large,
+    client_closed,
+    closes_connection,
     error_body,
     error_headers,
     from_exception,
@@ -31,6 +37,7 @@ _WARNING_AGENT = f"Elasticsearch-{ES_VERSION}"
 
 _CONTENT_TYPE = web.RequestKey("content_type", str)
 _PRETTY = web.RequestKey("pretty", bool)
+_FILTER = web.RequestKey("filter_path", FilterPath)
 
 _Handler = Callable[[web.Request, Route, bytes], Awaitable[web.StreamResponse]]
 
@@ -39,6 +46,7 @@ def build_app(
     core: InferenceCore,
     *,
     max_body_bytes: int,
+    body_timeout_s: float = 30.0,
     node_name: str | None = None,
     cluster_name: str = "elser-inference",
     outer_middlewares: Sequence[Middleware] = (),
@@ -46,7 +54,7 @@ def build_app(
 ) -> web.Application:
     """`outer_middlewares` see the final response (errors already mapped); what `inner_middlewares` raise is
     mapped to ES errors like a handler's failure."""
-    shim = _Shim(core, max_body_bytes, node_name or socket.gethostname(), cluster_name)
+    shim = _Shim(core, max_body_bytes, body_timeout_s, node_name or socket.gethostname(), cluster_name)
     # aiohttp's own limit stays above ours so the shim always answers 413 itself.
     app = web.Application(
         middlewares=[*outer_middlewares, _errors, *inner_middlewares], client_max_size=max_body_bytes + 1
@@ -73,9 +81,12 @@ async def _errors(
         headers = error_headers(error)
         if error.http_status == 405:
             headers["Allow"] = ",".join(routes.allowed_methods(routes.split_path(request.rel_url.raw_path)))
-        return _json(
+        response = _json(
             request, dumps(error_body(error), pretty=request.get(_PRETTY, False)), error.http_status, headers
         )
+        if closes_connection(error):
+            response.force_close()
+        return response
 
 
 def _json(
@@ -92,9 +103,17 @@ def _warning(text: str) -> str:
 
 
 class _Shim:
-    def __init__(self, core: InferenceCore, max_body_bytes: int, node_name: str, cluster_name: str) -> None:
+    def __init__(
+        self,
+        core: InferenceCore,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        node_name: str,
+        cluster_name: str,
+    ) -> None:
         self._core = core
         self._max_body_bytes = max_body_bytes
+        self._body_timeout_s = body_timeout_s
         self._root = {
             "name": node_name,
             "cluster_name": cluster_name,
@@ -126,6 +145,10 @@ class _Shim:
         for flag in ("human", "error_trace"):  # accepted; nothing here prints times/sizes or stack traces
             if flag in query:
                 params.parse_bool(flag, query[flag])
+        # Parsed before the action runs: a refused filter must not follow a PUT that already happened.
+        selected = FilterPath.parse(",".join(query.getall("filter_path", [])))
+        if selected is not None:
+            request[_FILTER] = selected
         content_type = request.headers.get("Content-Type")
         request[_CONTENT_TYPE] = media.negotiate(
             content_type, request.headers.get("Accept"), request.body_exists
@@ -146,22 +169,34 @@ class _Shim:
         return await self._actions[route.action](request, route, raw)
 
     async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, within the size limit; a body that stops arriving for the body timeout is 408, a
+        client that leaves mid-upload a cancelled request (499), bad chunked framing 400."""
         if request.content_length is not None and request.content_length > self._max_body_bytes:
             raise body_too_large(self._max_body_bytes)
+        raw = bytearray()
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise body_too_large(self._max_body_bytes) from None
-        if len(raw) > self._max_body_bytes:
-            raise body_too_large(self._max_body_bytes)
-        return raw
+            while True:
+                async with asyncio.timeout(self._body_timeout_s):
+                    piece = await request.content.readany()
+                if not piece:
+                    break
+                raw += piece
+                if len(raw) > self._max_body_bytes:
+                    raise body_too_large(self._max_body_bytes)
+        except TimeoutError:
+            raise body_timeout(self._body_timeout_s) from None
+        except ConnectionError:
+            raise client_closed() from None
+        except HttpProcessingError as exc:
+            raise rest_error(exc.message or "malformed request body", "status_exception", exc.code) from None
+        request[RAW_BODY] = body = bytes(raw)
+        return body
 
     def _ok(
         self, request: web.Request, tree: object, headers: Mapping[str, str] | None = None
     ) -> web.Response:
         """A 2xx body with `filter_path` and `pretty` applied (errors are never filtered: clients need them)."""
-        expression = ",".join(request.query.getall("filter_path", []))
-        selected = FilterPath.parse(expression) if expression else None
+        selected = request.get(_FILTER)
         if selected is not None and isinstance(tree, dict):
             tree = selected.apply(tree)
         return _json(request, dumps(tree, pretty=request[_PRETTY]), headers=headers)

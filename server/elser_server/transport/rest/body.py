@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from aiohttp import web
 from elser_server.transport.rest.errors import RestError, rest_error
+from elser_server.transport.rest.params import java_double
 
 # ES names the inference request parser after its transport action; the name appears in parse errors.
 INFERENCE_PARSER = "cluster:internal/xpack/inference"
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+RAW_BODY = web.RequestKey("raw_body", bytes)  # the request's body once the shim has read it
 
 
 def _reject_constant(name: str) -> object:
@@ -146,12 +150,16 @@ def _bool_field(text: str, name: str, item: object) -> bool:
 
 
 def _int_field(text: str, name: str, item: object) -> int:
+    """XContentParser.intValue: a JSON integer, or a string Double.parseDouble reads (ASCII digits only) within
+    Integer's range."""
     if isinstance(item, int) and not isinstance(item, bool):
         return item
     if isinstance(item, float) and item.is_integer():
         return int(item)
-    if isinstance(item, str) and item.strip().lstrip("+-").isdigit():
-        return int(item)
+    if isinstance(item, str):
+        number = java_double(item)
+        if number is not None and number.is_integer() and _INT_MIN <= number <= _INT_MAX:
+            return int(number)
     if isinstance(item, float | str):
         raise _parse_error(text, name, f"failed to parse field [{name}]")
     raise _unsupported(text, name, item)
