@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
+from serverprocess import ServerFactory, ServerProcess
 from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
 
 
@@ -32,6 +34,22 @@ def tiny_repository(tiny_package: ModelPackage, tmp_path_factory: pytest.TempPat
     for model_id in TINY_MODEL_IDS:
         publish(tiny_package.path, repo, model_id)
     return repo
+
+
+@pytest.fixture
+def start_server(tiny_repository: Path, tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start `elser-server` processes (on the tiny repository unless given another, `tmp_path/data`; ELSER_*
+    overrides as keyword arguments), killed at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(repo: str | Path = tiny_repository, **env: str) -> ServerProcess:
+        server = ServerProcess(repo, tmp_path / "data", tmp_path / f"server-{len(started)}.log", **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
 
 
 def _installed_default(model_id: str, cache: Path) -> ModelPackage:

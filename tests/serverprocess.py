@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,10 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+
+
+# Starts a ServerProcess: repository first, ELSER_* overrides as keyword arguments (the `start_server` fixtures).
+ServerFactory = Callable[..., ServerProcess]
 
 
 class SlowRepository:

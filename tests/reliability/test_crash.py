@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from elser_client import ElserClient, ElserClientError
 from elser_server.model.package import ModelPackage
-from serverprocess import INFERENCE_SERVICE, SlowRepository
-
-from reliability.conftest import ServerFactory
+from serverprocess import INFERENCE_SERVICE, ServerFactory, SlowRepository
 
 STREAM_TEXTS = [" ".join(f"bulk{i} text{j}" for j in range(60)) for i in range(8)]
 

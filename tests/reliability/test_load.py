@@ -22,8 +22,7 @@ from elser.v1 import (
 )
 from elser_client import ElserClient
 from google.rpc import code_pb2
-
-from reliability.conftest import ServerFactory
+from serverprocess import ServerFactory
 
 STEADY_S = float(os.environ.get("ELSER_SOAK_S", "8"))
 MAX_CALLS_PER_WORKER = 100_000  # a hard bound besides the clock

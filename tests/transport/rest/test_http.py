@@ -9,7 +9,6 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from conftest import MAX_BODY_BYTES
 from elser_server.core import chunking
 from elser_server.core.errors import queue_full
 from elser_server.core.service import InferenceCore
@@ -97,13 +96,13 @@ async def test_content_type_is_required_for_bodies(http: aiohttp.ClientSession) 
     )
 
 
-async def test_body_limits_and_syntax(http: aiohttp.ClientSession) -> None:
-    big = json.dumps({"input": "x" * MAX_BODY_BYTES})
+async def test_body_limits_and_syntax(http: aiohttp.ClientSession, max_body_bytes: int) -> None:
+    big = json.dumps({"input": "x" * max_body_bytes})
     status, _, body = await call(
         http, "POST", "/_inference/e", data=big, headers={"Content-Type": "application/json"}
     )
     assert body == envelope(
-        "status_exception", f"Request body is too large: the limit is [{MAX_BODY_BYTES}] bytes", 413
+        "status_exception", f"Request body is too large: the limit is [{max_body_bytes}] bytes", 413
     )
     json_headers = {"Content-Type": "application/json"}
     status, _, body = await call(http, "PUT", "/_inference/e", data=b'{"service": ', headers=json_headers)
