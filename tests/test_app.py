@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 import urllib.request
 
 import pytest
 from elser_client import ElserClient, Unavailable
 from grpc_health.v1 import health_pb2
 from serverprocess import ServerFactory
+from support import eventually
 
 LONG_TEXT = " ".join(f"word{i % 97} token{i % 31}" for i in range(400))
 
@@ -51,7 +51,7 @@ def test_sigterm_drains_in_flight_work(start_server: ServerFactory) -> None:
 
         worker = threading.Thread(target=long_call)
         worker.start()
-        time.sleep(0.5)  # the call is queued/running now
+        eventually(lambda: server.stats("drain").queued > 0, 60, "the long call's texts in the queue")
         server.proc.send_signal(signal.SIGTERM)
         server.wait_health("elser.v1.InferenceService", health_pb2.HealthCheckResponse.NOT_SERVING, 5)
         assert server.health("") == health_pb2.HealthCheckResponse.NOT_SERVING
