@@ -41,7 +41,8 @@ SERVER_NAME_ENV = "ELSER_HEALTHCHECK_TLS_SERVER_NAME"
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """elser-healthcheck's command line."""
     p = argparse.ArgumentParser(
         prog="elser-healthcheck",
         description="Query grpc.health.v1.Health/Check; exit 0 if SERVING, 1 otherwise. Connection settings "
@@ -217,7 +218,7 @@ def check(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> tup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     target = resolve(args)
     serving, message = probe(target, args.service, args.timeout_s)
     where = f"{target.address}{' (tls)' if target.tls else ''}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from elser_server.healthcheck import Target, _parser, main, probe, resolve
+from elser_server.healthcheck import Target, main, parser, probe, resolve
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from serverprocess import ServerProcess
 from testpki import Pki, make_pki
@@ -145,7 +145,7 @@ def test_client_cert_needs_its_key(cert: tuple[Path, Path], monkeypatch: pytest.
 
 
 def _target(argv: list[str], **env: str) -> Target:
-    return resolve(_parser().parse_args(argv), env)
+    return resolve(parser().parse_args(argv), env)
 
 
 def test_address_follows_elser_host_and_port() -> None:
@@ -166,7 +166,7 @@ def test_flags_override_the_environment(tmp_path: Path) -> None:
         "ELSER_HEALTHCHECK_TLS_SERVER_NAME": "elser-inference",
         "ELSER_API_KEYS": "first,second",
     }
-    from_env = resolve(_parser().parse_args([]), env)
+    from_env = resolve(parser().parse_args([]), env)
     assert from_env.tls
     assert from_env.ca_file == Path("/srv/ca.crt")
     assert (from_env.cert_file, from_env.key_file) == (Path("/srv/probe.crt"), Path("/srv/probe.key"))
@@ -175,16 +175,16 @@ def test_flags_override_the_environment(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("# probe key\n\n  mine  \nother\n")
     argv = ["--tls-ca-file", "/x/ca", "--tls-cert-file", "/x/c", "--tls-key-file", "/x/k"]
-    flags = resolve(_parser().parse_args([*argv, "--tls-server-name", "n", "--api-key-file", str(keys)]), env)
+    flags = resolve(parser().parse_args([*argv, "--tls-server-name", "n", "--api-key-file", str(keys)]), env)
     assert (flags.ca_file, flags.cert_file, flags.key_file) == (Path("/x/ca"), Path("/x/c"), Path("/x/k"))
     assert (flags.server_name, flags.api_key) == ("n", "mine")
-    plain = resolve(_parser().parse_args(["--no-tls"]), env)
+    plain = resolve(parser().parse_args(["--no-tls"]), env)
     assert not plain.tls and plain.api_key == "first"
     # without its own CA the probe trusts the server's certificate; without TLS settings it stays plaintext
-    assert resolve(_parser().parse_args([]), {"ELSER_TLS_CERT_FILE": "/srv/s.crt"}).ca_file == Path(
+    assert resolve(parser().parse_args([]), {"ELSER_TLS_CERT_FILE": "/srv/s.crt"}).ca_file == Path(
         "/srv/s.crt"
     )
-    assert not resolve(_parser().parse_args([]), {"ELSER_TLS_KEY_FILE": "/srv/s.key"}).tls
+    assert not resolve(parser().parse_args([]), {"ELSER_TLS_KEY_FILE": "/srv/s.key"}).tls
 
 
 # --- a real elser-server configured only through ELSER_* variables ---------------------------------------
@@ -199,7 +199,7 @@ class ProbedServer(ServerProcess):
         super().__init__(root / "repository", root / "data", root / "server.log", **env)
 
     def health(self, service: str) -> int:
-        target = resolve(_parser().parse_args(["--service", service]), self.env)
+        target = resolve(parser().parse_args(["--service", service]), self.env)
         serving, _ = probe(target, service, 2.0)
         return SERVING if serving else NOT_SERVING
 
