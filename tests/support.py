@@ -1,6 +1,6 @@
 """The test kit: helpers shared by test modules (conftest.py files are not importable by name: several
 exist). A core or settings as the service builds them, ES PUT bodies (their gRPC twin is the client's
-`endpoint_config`), bounded waits (`eventually`: never a fixed sleep), the tiny model."""
+`endpoint_config`) and validation text, bounded waits (`eventually`: never a fixed sleep), the tiny model."""
 
 from __future__ import annotations
 
@@ -55,6 +55,11 @@ def put_body(model_id: str = ".elser_model_2", **service_settings: Any) -> dict[
 PUT_BODY = put_body()
 # The deprecated `elser` service: no model_id (ES picks ELSER's variant for the platform).
 ELSER_PUT_BODY = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}
+
+
+def validation_failed(*messages: str) -> str:
+    """ES's text for collected validation errors: "Validation Failed: 1: first;2: second;"."""
+    return "Validation Failed: " + "".join(f"{i}: {m};" for i, m in enumerate(messages, 1))
 
 
 def server_settings(
