@@ -12,12 +12,14 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from elser.v1 import endpoint_service_pb2, endpoint_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support import eventually
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 INFERENCE_SERVICE = "elser.v1.InferenceService"
@@ -95,17 +97,20 @@ class ServerProcess:
             return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status)
 
     def wait_health(self, service: str, status: int = SERVING, timeout_s: float = 60) -> None:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+        def settled() -> bool:
+            if not self.alive():
+                return True
             try:
-                if self.health(service) == status:
-                    return
+                return self.health(service) == status
             except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"health of {service!r} never became {status}:\n{self.output()}")
+                return False
+
+        try:
+            eventually(settled, timeout_s, f"health of {service!r} to become {status}", interval_s=0.05)
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}:\n{self.output()}") from None
+        if not self.alive():
+            raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -131,6 +136,10 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+
+
+# Starts a ServerProcess: repository first, ELSER_* overrides as keyword arguments (the `start_server` fixtures).
+ServerFactory = Callable[..., ServerProcess]
 
 
 class SlowRepository:

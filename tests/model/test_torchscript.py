@@ -36,7 +36,7 @@ from support import REPO_ROOT, make_core
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch is not installed: pip install '.[torchscript]' (make install does)"
+    not HAS_TORCH, reason="torch is not installed: pip install '.[torchscript]' (make test does)"
 )
 BODY = {
     "service": "elasticsearch",
@@ -60,7 +60,7 @@ sys.meta_path.insert(0, _NoTorch())
 def es_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`elser_model_2.{pt,vocab.json,metadata.json}` traced from the default model's original safetensors."""
     if not HAS_TORCH:
-        pytest.skip("torch is not installed: pip install '.[torchscript]' (make install does)")
+        pytest.skip("torch is not installed: pip install '.[torchscript]' (make test does)")
     wheel = REPO_ROOT / "models" / "cache" / WHEEL_FILE
     if not wheel.is_file():
         pytest.skip("the default model's wheel is not cached: run `make model`")

@@ -18,9 +18,8 @@ from elser_client import ElserClient
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpcdetails import rich
+from serverprocess import ServerFactory
 from yarl import URL
-
-from reliability.conftest import ServerFactory
 
 HUGE = "1" + "0" * 400 + "s"  # beyond a Java long, and beyond a double once multiplied
 HUGER = "1" + "0" * 5000 + "s"  # past the 4,300 digits Python's int() takes

@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from elser_client import ElserClient, ElserClientError
 from elser_server.model.package import ModelPackage
-from serverprocess import INFERENCE_SERVICE, SlowRepository
-
-from reliability.conftest import ServerFactory
+from serverprocess import INFERENCE_SERVICE, ServerFactory, SlowRepository
+from support import eventually
 
 STREAM_TEXTS = [" ".join(f"bulk{i} text{j}" for j in range(60)) for i in range(8)]
-
-
-def wait_for(predicate: object, what: str, timeout_s: float = 60) -> None:
-    assert callable(predicate)
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < end, f"never: {what}"
-        time.sleep(0.01)
 
 
 def assert_installed_models_verify(data: Path) -> None:
@@ -62,7 +52,7 @@ def test_sigkill_during_puts_keeps_every_acknowledged_endpoint(
     worker = threading.Thread(target=put_many)
     worker.start()
     try:
-        wait_for(lambda: len(acknowledged) >= 5, "five acknowledged PUTs")
+        eventually(lambda: len(acknowledged) >= 5, 60, "five acknowledged PUTs")
         server.kill()
     finally:
         stop.set()
@@ -97,7 +87,7 @@ def test_sigkill_during_model_download_never_uses_a_partial_model(
 
         worker = threading.Thread(target=put)
         worker.start()
-        wait_for(lambda: repo.onnx_bytes_sent > 64 * 1024, "the model download under way")
+        eventually(lambda: repo.onnx_bytes_sent > 64 * 1024, 60, "the model download under way")
         server.kill()
         worker.join(60)
         assert outcome, "the PUT cannot have been acknowledged"

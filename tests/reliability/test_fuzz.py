@@ -18,9 +18,8 @@ import aiohttp
 import grpc
 import pytest
 from elser_client import ElserClient
+from serverprocess import ServerFactory
 from yarl import URL
-
-from reliability.conftest import ServerFactory
 
 SEED = 20240608
 GRPC_REQUESTS = 10_000

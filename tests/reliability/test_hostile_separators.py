@@ -18,10 +18,8 @@ from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser.v1 import types_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpcdetails import rich
-from serverprocess import ServerProcess
+from serverprocess import ServerFactory, ServerProcess
 from support import PUT_BODY
-
-from reliability.conftest import ServerFactory
 
 T = TypeVar("T")
 

@@ -8,17 +8,14 @@ import contextlib
 import json
 import re
 import socket
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from elser_client import ElserClient
-from serverprocess import ServerProcess
-from support import PUT_BODY
-
-from reliability.conftest import ServerFactory
+from serverprocess import ServerFactory, ServerProcess
+from support import PUT_BODY, eventually
 
 WAIT_S = 30  # bound on every wait below (the timeouts under test are 1 s)
 FAST = {
@@ -26,13 +23,6 @@ FAST = {
     "ELSER_HTTP_BODY_TIMEOUT_S": "1",
     "ELSER_GRPC_HANDSHAKE_TIMEOUT_S": "1",
 }
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    end = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < end, f"never: {what}"
-        time.sleep(0.05)
 
 
 def connect(port: int, data: bytes = b"") -> socket.socket:
@@ -96,7 +86,7 @@ def test_incomplete_requests_and_handshakes_are_closed(start_server: ServerFacto
     ):
         for group in (silent, slow_heads, stalled_bodies, no_preface, no_settings):
             for sock in group:
-                wait_for(lambda sock=sock: closed_by_peer(sock), "the server closes the connection")
+                eventually(lambda sock=sock: closed_by_peer(sock), WAIT_S, "the server closes the connection")
     # A stalled body is answered before the connection goes: 408 in ES's envelope.
     with connect(server.http_port, body) as sock:
         response = http_response(sock)
@@ -105,7 +95,7 @@ def test_incomplete_requests_and_handshakes_are_closed(start_server: ServerFacto
     assert b"Connection: close" in response
     # Keep-alive connections between requests are idle too.
     with connect(server.http_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") as sock:
-        wait_for(lambda: closed_by_peer(sock), "an idle keep-alive connection is closed")
+        eventually(lambda: closed_by_peer(sock), WAIT_S, "an idle keep-alive connection is closed")
     assert rest_get(server).startswith(b"HTTP/1.1 200 ")
 
 
@@ -168,11 +158,11 @@ def test_a_client_leaving_mid_upload_is_a_client_cancel(start_server: ServerFact
             b"POST /_inference/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100000\r\n\r\n{"input": "',
         ):
-            wait_for(lambda: metric(server, reading) == 1, "the server reading the body")
+            eventually(lambda: metric(server, reading) == 1, WAIT_S, "the server reading the body")
     cancelled = (
         r'elser_http_requests_total\{method="POST",route="/_inference/\{inference_id\}",status="499"\} (\S+)'
     )
-    wait_for(lambda: metric(server, cancelled) == 5, "five client cancels counted")
+    eventually(lambda: metric(server, cancelled) == 5, WAIT_S, "five client cancels counted")
     assert 'status="500"' not in server.metrics()
     output = server.output()
     assert "ERROR" not in output and "Traceback" not in output, output[-3000:]

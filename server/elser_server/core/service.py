@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveTarget
+from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, AdaptiveTarget
 from elser_server.core.chunked import chunked_embeddings
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
 from elser_server.core.config import CoreConfig
@@ -278,6 +278,14 @@ class InferenceCore:
         """The local deployment serving `inference_id` (also one a PUT is still creating); None when it has
         none (the default endpoint before its first use)."""
         return self._deployments.get(inference_id)
+
+    def watch_backlogs(self, inference_id: str) -> list[int]:
+        """For each open watch of `inference_id`, how many events wait unread (empty: no watcher)."""
+        return self._events.backlogs(inference_id)
+
+    def adaptive_scaler(self, inference_id: str) -> AdaptiveScaler | None:
+        """The adaptive-allocations estimates of `inference_id`'s deployment; None before their first tick."""
+        return self._allocator.scaler(inference_id)
 
     def deployment_stats(self, inference_id: str) -> DeploymentReport:
         endpoint = self._get(inference_id)

@@ -214,7 +214,7 @@ def install(
             progress(done, total)
 
     def fetch(file: str, dst: Path, sha256: str, size: int) -> None:
-        _fetch_verified(source, _checked_file(file), dst, sha256, size, advanced)
+        fetch_verified(source, _checked_file(file), dst, sha256, size, advanced)
 
     def fetch_small(file: str, dst: Path, max_bytes: int) -> None:
         with source.open(_checked_file(file)) as src:
@@ -231,9 +231,7 @@ def install(
             replace_dir(package, target)
         else:
             for file, entry in files.items():
-                _fetch_verified(
-                    source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced
-                )
+                fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced)
             write_json(tmp / METADATA_FILE, dict(metadata))
             replace_dir(tmp, target)
     finally:
@@ -241,9 +239,11 @@ def install(
     return target
 
 
-def _fetch_verified(
+def fetch_verified(
     source: FileSource, name: str, dst: Path, sha256: str, size: int, advanced: Callable[[int], None]
 ) -> None:
+    """Copy `name` from `source` to `dst`, calling `advanced(n)` per piece; PackageError when the size or sha256
+    differ, or when the disk is full (naming the device)."""
     digest = hashlib.sha256()
     written = 0
     try:

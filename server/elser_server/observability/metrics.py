@@ -48,6 +48,11 @@ class Metrics:
         self.http_requests = Counter(
             "elser_http_requests", "REST requests handled.", ["method", "route", "status"], registry=r
         )
+        self.grpc_in_flight = Gauge(
+            "elser_grpc_calls_in_flight",
+            "gRPC calls being handled, as the server-wide call limit counts them (health and reflection not).",
+            registry=r,
+        )
         self.http_in_progress = Gauge(
             "elser_http_requests_in_progress", "REST requests being handled.", ["method", "route"], registry=r
         )

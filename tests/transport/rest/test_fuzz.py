@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from es_bodies import ELSER_BODY, ES_BODY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ELSER_PUT_BODY, PUT_BODY
 from yarl import URL
 
 SEGMENTS = st.sampled_from(
@@ -56,7 +56,7 @@ BODIES = st.one_of(
         {"input": st.one_of(st.text(max_size=20), st.lists(st.text(max_size=20), max_size=3))},
         optional={"task_settings": JSON, "input_type": VALUES, "timeout": VALUES, "foo": JSON},
     ).map(lambda v: json.dumps(v).encode()),
-    st.sampled_from([ES_BODY, ELSER_BODY, {"service_settings": {"num_allocations": 2}}]).map(
+    st.sampled_from([PUT_BODY, ELSER_PUT_BODY, {"service_settings": {"num_allocations": 2}}]).map(
         lambda v: json.dumps(v).encode()
     ),
     st.binary(max_size=40),

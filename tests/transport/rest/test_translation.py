@@ -10,7 +10,7 @@ import pytest
 from elser_server.core.errors import ElserError
 from elser_server.transport.rest import body, media, params, routes
 from elser_server.transport.rest.filter_path import MAX_SEGMENTS, FilterPath, glob_match
-from elser_server.transport.rest.jsontext import RawNumber, _weights_text, dumps, java_float
+from elser_server.transport.rest.jsontext import RawNumber, dumps, java_float, weights_text
 from elser_server.transport.rest.routes import Action, Route
 from hypothesis import given
 from hypothesis import strategies as st
@@ -258,7 +258,7 @@ def test_java_float_round_trips_float32(value: float) -> None:
 )
 def test_weight_fast_path_matches_java_float(values: list[float]) -> None:
     weights = np.array(values, dtype=np.float32)
-    assert _weights_text(weights) == [java_float(w) for w in weights]
+    assert weights_text(weights) == [java_float(w) for w in weights]
 
 
 def test_pretty_is_jackson_style() -> None:

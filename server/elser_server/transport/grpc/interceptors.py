@@ -239,7 +239,7 @@ class CallLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     async for response in inner(request, context):
                         yield response
                 finally:
-                    limiter.in_flight -= 1
+                    limiter._leave()
 
             return _rebuilt(handler, kind, streaming)
 
@@ -248,7 +248,7 @@ class CallLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             try:
                 return await inner(request, context)
             finally:
-                limiter.in_flight -= 1
+                limiter._leave()
 
         return _rebuilt(handler, kind, unary)
 
@@ -258,6 +258,13 @@ class CallLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 self._metrics.calls_rejected()
             await abort(context, too_many_calls(method, self._limit))
         self.in_flight += 1
+        if self._metrics is not None:
+            self._metrics.grpc_in_flight.inc()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if self._metrics is not None:
+            self._metrics.grpc_in_flight.dec()
 
 
 class BodyLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
