@@ -26,6 +26,7 @@ ANY_TASK_TYPE = "`any` is TASK_TYPE_UNSPECIFIED, i.e. not given"
 UNKNOWN_FIELD = "the messages have no such field"
 JSON_TYPE = "the field is typed: a value of another JSON type cannot be sent"
 MISSING_INPUT = "proto3 has no missing repeated field: it is the empty list"
+EMPTY_LIST = "an empty repeated field is not given, not an empty list"
 QUERY_PARAMETER = "query parameters are REST's; a call carries a deadline"
 SSE = "no RPC answers with server-sent events (InferStream reports per message)"
 
@@ -34,7 +35,8 @@ SSE = "no RPC answers with server-sent events (InferStream reports per message)"
 class Rule:
     """One failing request and ES's answer. The gRPC expectations: `code` (a grpc.StatusCode name),
     `error_reason` (ErrorInfo.reason), `violations` (BadRequest (field, description) pairs; None: no
-    BadRequest), `resource` (ResourceInfo name of an elser.v1.Endpoint; None: none); `grpc_es_type` and
+    BadRequest), `resource` (ResourceInfo name of an elser.v1.Endpoint; None: none). `field` is short for the
+    one violation `invalid(..., field=…)` attaches: that field with the whole reason. `grpc_es_type` and
     `grpc_reason` replace ES's type and reason where REST wraps the error (a parse exception's cause)."""
 
     method: str
@@ -52,15 +54,26 @@ class Rule:
     grpc: str | None = None
     grpc_es_type: str | None = None
     grpc_reason: str | None = None
+    field: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.field is not None:
+            assert self.violations is None, "`field` states the one violation"
+            object.__setattr__(self, "violations", only(self.field, self.grpc_reason or self.reason))
 
 
 def only(field: str, reason: str) -> tuple[tuple[str, str], ...]:
-    """The single violation `invalid(..., field=…)` attaches: the field and the whole reason."""
     return ((field, reason),)
 
 
 def validation(*messages: str) -> str:
     return "Validation Failed: " + "".join(f"{i}: {m};" for i, m in enumerate(messages, start=1))
+
+
+def collected(*violations: tuple[str, str]) -> dict[str, Any]:
+    """A collected validation error (ES's ValidationException): the reason numbers the messages, and each
+    message is a violation of its own field."""
+    return {"reason": validation(*(message for _, message in violations)), "violations": violations}
 
 
 def settings(**values: object) -> dict[str, object]:
@@ -78,37 +91,59 @@ def invalid_id(inference_id: str) -> str:
     )
 
 
-def put(path: str, body: Any, es_type: str, reason: str, error_reason: str, **more: Any) -> Rule:
-    return Rule("PUT", path, body, 400, es_type, reason, error_reason, **more)
+def put(path: str, body: Any, es_type: str, error_reason: str, **more: Any) -> Rule:
+    """A refused PUT (400); `more` holds the reason and whatever else the rule states."""
+    return Rule("PUT", path, body, 400, es_type, error_reason=error_reason, **more)
 
 
-def settings_error(
-    body: Any, violations: tuple[tuple[str, str], ...] | None, *messages: str, **more: Any
-) -> Rule:
-    """A collected service-settings validation error of PUT /_inference/sparse_embedding/x."""
+def settings_error(body: Any, *violations: tuple[str, str], **more: Any) -> Rule:
+    """A collected service-settings validation error of PUT x."""
     return put(
         "/_inference/sparse_embedding/x",
         body,
         "validation_exception",
-        validation(*messages),
         "INVALID_SERVICE_SETTINGS",
-        violations=violations,
+        **collected(*violations),
         **more,
     )
 
 
-def chunking_error(body: Any, message: str, **more: Any) -> Rule:
-    """A chunking-settings validation error: one violation on `chunking_settings` with the whole reason."""
-    reason = validation(message)
+def deployment_error(body: Any, field: str, message: str) -> Rule:
+    """StartTrainedModelDeploymentAction.Request.validate, run before PUT x stores anything."""
     return put(
-        "/_inference/sparse_embedding/x", body, "validation_exception", reason, "INVALID_ARGUMENT", **more
+        "/_inference/sparse_embedding/x",
+        body,
+        "action_request_validation_exception",
+        "INVALID_DEPLOYMENT_SETTINGS",
+        **collected((field, message)),
+    )
+
+
+def chunking_error(values: dict[str, object], message: str, grpc: str | None = None) -> Rule:
+    """A chunking-settings validation error of PUT x; over gRPC one violation of `chunking_settings`."""
+    return put(
+        "/_inference/sparse_embedding/x",
+        chunking(**values),
+        "validation_exception",
+        "INVALID_ARGUMENT",
+        reason=validation(message),
+        field=CS if grpc is None else None,
+        grpc=grpc,
     )
 
 
 def update(path: str, body: Any, reason: str, **more: Any) -> Rule:
-    """A `_update` refused with a status_exception (UpdateInferenceModelAction and its transport action)."""
-    more.setdefault("error_reason", "INVALID_UPDATE")
-    return Rule("PUT", path, body, 400, "status_exception", reason, **more)
+    """A refused `_update`: status_exception unless `more` says otherwise."""
+    return Rule(
+        "PUT",
+        path,
+        body,
+        more.pop("status", 400),
+        more.pop("es_type", "status_exception"),
+        reason,
+        more.pop("error_reason", "INVALID_UPDATE"),
+        **more,
+    )
 
 
 def input_type_rejected(value: str, cause: str, error_reason: str) -> Rule:
@@ -122,10 +157,10 @@ def input_type_rejected(value: str, cause: str, error_reason: str) -> Rule:
         "x_content_parse_exception",
         "[1:30] [cluster:internal/xpack/inference] failed to parse field [input_type]",
         error_reason,
-        only("input_type", cause),
         caused_by=("illegal_argument_exception", cause),
         grpc_es_type="illegal_argument_exception",
         grpc_reason=cause,
+        field="input_type",
     )
 
 
@@ -133,6 +168,16 @@ NOT_FOUND = "Inference endpoint not found [{}]"
 TASK_TYPE_MISMATCH = "Requested task type [text_embedding] does not match the inference endpoint's task type [sparse_embedding]"
 UPDATE_TASK_TYPE_MISMATCH = "Task type must match the task type of the existing endpoint"
 CANNOT_BE_UPDATED = "Request contained fields which cannot be updated, remove these fields and try again [{}]"
+CONFLICT = (
+    "Cannot resolve conflicting task_type parameter in the request URL [sparse_embedding] and the request body "
+    "[text_embedding]"
+)
+UNKNOWN_MODEL = "Error parsing request config, model id does not match any models available on this platform. Was [{}]. {}"
+NO_ALLOCATIONS = (
+    "[service_settings] does not contain one of the required settings [num_allocations, adaptive_allocations]"
+)
+ZERO_ALLOCATIONS = "[service_settings] Invalid value [0]. [num_allocations] must be a positive integer"
+ALLOCATIONS_WITH_ADAPTIVE = "[number_of_allocations] cannot be set if adaptive allocations is enabled"
 
 # "existing" (ES_BODY, sparse_embedding) is created before each rule.
 RULES: list[Rule] = [
@@ -142,28 +187,26 @@ RULES: list[Rule] = [
             f"/_inference/sparse_embedding/{bad}",
             ES_BODY,
             "action_request_validation_exception",
-            invalid_id(bad),
             "INVALID_INFERENCE_ID",
-            violations=only("inference_id", invalid_id(bad)),
+            reason=invalid_id(bad),
+            field="inference_id",
         )
         for bad in ("My-Id", "-abc", "abc-", "_all", ".elser-2-elasticsearch")
     ],
-    put(
-        "/_inference/elser_model",
-        {"task_type": "bad", **ELSER_BODY, "task_settings": {}},
-        "status_exception",
-        "Unknown task_type [bad]",
-        "UNKNOWN_TASK_TYPE",
-        grpc=TASK_TYPE_NAME,
-    ),
-    put(
-        "/_inference/bad/x",
-        ES_BODY,
-        "status_exception",
-        "Unknown task_type [bad]",
-        "UNKNOWN_TASK_TYPE",
-        grpc=TASK_TYPE_NAME,
-    ),
+    *[
+        put(
+            path,
+            body,
+            "status_exception",
+            "UNKNOWN_TASK_TYPE",
+            reason="Unknown task_type [bad]",
+            grpc=TASK_TYPE_NAME,
+        )
+        for path, body in (
+            ("/_inference/elser_model", {"task_type": "bad", **ELSER_BODY, "task_settings": {}}),
+            ("/_inference/bad/x", ES_BODY),
+        )
+    ],
     Rule(
         "POST",
         "/_inference/bad/existing",
@@ -177,53 +220,50 @@ RULES: list[Rule] = [
         "/_inference/sparse_embedding/x",
         {**ES_BODY, "task_type": "text_embedding"},
         "status_exception",
-        conflict := (
-            "Cannot resolve conflicting task_type parameter in the request URL [sparse_embedding] and the request "
-            "body [text_embedding]"
-        ),
         "TASK_TYPE_CONFLICT",
-        violations=only("task_type", conflict),
+        reason=CONFLICT,
+        field="task_type",
     ),
     put(
         "/_inference/x",
         {**ES_BODY, "task_type": "any"},
         "status_exception",
-        "task_type [any] is not valid type for inference",
         "UNKNOWN_TASK_TYPE",
+        reason="task_type [any] is not valid type for inference",
         grpc=ANY_TASK_TYPE,
     ),
     put(
         "/_inference/sparse_embedding/x",
         {"service_settings": {}},
         "status_exception",
-        missing := "Inference endpoint configuration is missing the [service] setting",
         "MISSING_SERVICE",
-        violations=only("service", missing),
+        reason="Inference endpoint configuration is missing the [service] setting",
+        field="service",
     ),
     put(
         "/_inference/sparse_embedding/x",
         {"service": "foo", "service_settings": {}},
         "status_exception",
-        "Unknown service [foo]",
         "UNKNOWN_SERVICE",
-        violations=only("service", "Unknown service [foo]"),
+        reason="Unknown service [foo]",
+        field="service",
     ),
     put(
         "/_inference/sparse_embedding/x",
         {"service": "elasticsearch"},
         "status_exception",
-        "Missing required field [service_settings]",
         "MISSING_SERVICE_SETTINGS",
-        violations=only(SS, "Missing required field [service_settings]"),
+        reason="Missing required field [service_settings]",
+        field=SS,
     ),
     *[
         put(
             "/_inference/text_embedding/x",
             body,
             "status_exception",
-            unsupported := f"The [{body['service']}] service does not support task type [text_embedding]",
             "UNSUPPORTED_TASK_TYPE",
-            violations=only("task_type", unsupported),
+            reason=f"The [{body['service']}] service does not support task type [text_embedding]",
+            field="task_type",
         )
         for body in (ES_BODY, ELSER_BODY)
     ],
@@ -233,8 +273,8 @@ RULES: list[Rule] = [
             "/_inference/sparse_embedding/x",
             body,
             "status_exception",
-            "Model configuration contains settings [{foo=bar}] unknown to the [elasticsearch] service",
             "UNKNOWN_SETTINGS",
+            reason="Model configuration contains settings [{foo=bar}] unknown to the [elasticsearch] service",
             grpc=UNKNOWN_FIELD,
         )
         for body in ({**ES_BODY, "foo": "bar"}, settings(num_allocations=1, num_threads=1, foo="bar"))
@@ -242,60 +282,34 @@ RULES: list[Rule] = [
     # --- PUT: service settings ---
     settings_error(
         settings(num_allocations=1),
-        (
-            (
-                f"{SS}.num_threads",
-                m := "[service_settings] does not contain the required setting [num_threads]",
-            ),
-        ),
-        m,
+        (f"{SS}.num_threads", "[service_settings] does not contain the required setting [num_threads]"),
     ),
     settings_error(
         settings(num_allocations=1, num_threads=0),
         (
-            (
-                f"{SS}.num_threads",
-                m := "[service_settings] Invalid value [0]. [num_threads] must be a positive integer",
-            ),
+            f"{SS}.num_threads",
+            "[service_settings] Invalid value [0]. [num_threads] must be a positive integer",
         ),
-        m,
     ),
     # ES collects every settings error: the invalid count then also leaves neither allocation setting.
     settings_error(
         settings(num_allocations=0, num_threads=1),
-        (
-            (
-                f"{SS}.num_allocations",
-                m1 := "[service_settings] Invalid value [0]. [num_allocations] must be a positive integer",
-            ),
-            (
-                f"{SS}.num_allocations",
-                m2 := "[service_settings] does not contain one of the required settings "
-                "[num_allocations, adaptive_allocations]",
-            ),
-        ),
-        m1,
-        m2,
+        (f"{SS}.num_allocations", ZERO_ALLOCATIONS),
+        (f"{SS}.num_allocations", NO_ALLOCATIONS),
     ),
-    settings_error(settings(num_threads=1), ((f"{SS}.num_allocations", m2),), m2),
+    settings_error(settings(num_threads=1), (f"{SS}.num_allocations", NO_ALLOCATIONS)),
     *[
-        put(
-            "/_inference/sparse_embedding/x",
+        deployment_error(
             settings(num_allocations=1, num_threads=threads),
-            "action_request_validation_exception",
-            validation(m := "[threads_per_allocation] must be a power of 2 less than or equal to 32"),
-            "INVALID_DEPLOYMENT_SETTINGS",
-            violations=((f"{SS}.num_threads", m),),
+            f"{SS}.num_threads",
+            "[threads_per_allocation] must be a power of 2 less than or equal to 32",
         )
         for threads in (3, 64)
     ],
-    put(
-        "/_inference/sparse_embedding/x",
+    deployment_error(
         settings(num_allocations=1, num_threads=1, adaptive_allocations={"enabled": True}),
-        "action_request_validation_exception",
-        validation(m := "[number_of_allocations] cannot be set if adaptive allocations is enabled"),
-        "INVALID_DEPLOYMENT_SETTINGS",
-        violations=((f"{SS}.num_allocations", m),),
+        f"{SS}.num_allocations",
+        ALLOCATIONS_WITH_ADAPTIVE,
     ),
     settings_error(
         settings(
@@ -306,32 +320,24 @@ RULES: list[Rule] = [
                 "max_number_of_allocations": 2,
             },
         ),
-        (
-            (
-                ADAPTIVE_MIN,
-                m := "[min_number_of_allocations] must not be larger than [max_number_of_allocations]",
-            ),
-        ),
-        m,
+        (ADAPTIVE_MIN, "[min_number_of_allocations] must not be larger than [max_number_of_allocations]"),
     ),
     put(
         "/_inference/sparse_embedding/x",
         {"service": "elasticsearch", "service_settings": {"num_allocations": 1, "num_threads": 1}},
         "illegal_argument_exception",
-        m := "Error parsing service settings, model_id must be provided",
         "MISSING_MODEL_ID",
-        violations=only(f"{SS}.model_id", m),
+        reason="Error parsing service settings, model_id must be provided",
+        field=f"{SS}.model_id",
     ),
     *[
         put(
             "/_inference/sparse_embedding/x",
             settings(num_allocations=1, num_threads=1, model_id=model_id),
             "illegal_argument_exception",
-            m
-            := "Error parsing request config, model id does not match any models available on this platform. "
-            f"Was [{model_id}]. {advice}",
             "UNSUPPORTED_MODEL",
-            violations=only(f"{SS}.model_id", m),
+            reason=UNKNOWN_MODEL.format(model_id, advice),
+            field=f"{SS}.model_id",
         )
         for model_id, advice in (
             (".elser_model_1", "You may need to use a platform agnostic model."),
@@ -340,20 +346,17 @@ RULES: list[Rule] = [
     ],
     settings_error(
         settings(num_threads=1, adaptive_allocations={"enabled": True, "k": 1}),
-        None,
-        "[adaptive_allocations] does not allow the setting [k]",
+        (f"{SS}.adaptive_allocations.k", "[adaptive_allocations] does not allow the setting [k]"),
         grpc=UNKNOWN_FIELD,
     ),
     *[
-        put(
-            "/_inference/sparse_embedding/x",
+        settings_error(
             settings(num_allocations=1, num_threads=value),
-            "validation_exception",
-            validation(
+            (
+                f"{SS}.num_threads",
                 f"field [num_threads] is not of the expected type. The value [{shown}] cannot be converted to a "
-                "[Integer]"
+                "[Integer]",
             ),
-            "INVALID_SERVICE_SETTINGS",
             grpc=JSON_TYPE,
         )
         for value, shown in (("1", "1"), (1.5, "1.5"))
@@ -361,33 +364,26 @@ RULES: list[Rule] = [
     settings_error(
         settings(num_allocations=1, num_threads=1, model_id=""),
         (
-            (
-                f"{SS}.model_id",
-                m := "[service_settings] Invalid value empty string. [model_id] must be a non-empty string",
-            ),
+            f"{SS}.model_id",
+            "[service_settings] Invalid value empty string. [model_id] must be a non-empty string",
         ),
-        m,
     ),
     # -1 is ES's "unset" placeholder, so -2 is the first value that is below zero.
     settings_error(
         settings(num_threads=1, adaptive_allocations={"enabled": True, "min_number_of_allocations": -2}),
-        ((ADAPTIVE_MIN, m := "[min_number_of_allocations] must be a non-negative integer or null"),),
-        m,
+        (ADAPTIVE_MIN, "[min_number_of_allocations] must be a non-negative integer or null"),
     ),
     settings_error(
         settings(num_threads=1, adaptive_allocations={"enabled": True, "max_number_of_allocations": 0}),
-        ((ADAPTIVE_MAX, m := "[max_number_of_allocations] must be a positive integer or null"),),
-        m,
+        (ADAPTIVE_MAX, "[max_number_of_allocations] must be a positive integer or null"),
     ),
     # --- existence, task-type checks, reserved endpoints ---
-    Rule(
-        "PUT",
+    put(
         "/_inference/sparse_embedding/existing",
         ES_BODY,
-        400,
         "resource_already_exists_exception",
-        "Inference endpoint [existing] already exists",
         "ENDPOINT_EXISTS",
+        reason="Inference endpoint [existing] already exists",
         code="ALREADY_EXISTS",
         resource="existing",
     ),
@@ -448,35 +444,32 @@ RULES: list[Rule] = [
     # The request's validate() checks the id before anything is looked up: the preconfigured endpoint, though
     # listed, has an id no request may name.
     *[
-        Rule(
-            "PUT",
+        update(
             path,
             {"service_settings": {"num_allocations": 2}},
-            400,
-            "action_request_validation_exception",
             invalid_id(".elser-2-elasticsearch"),
-            "INVALID_INFERENCE_ID",
-            only("inference_id", invalid_id(".elser-2-elasticsearch")),
+            es_type="action_request_validation_exception",
+            error_reason="INVALID_INFERENCE_ID",
+            field="inference_id",
         )
         for path in (
             "/_inference/.elser-2-elasticsearch/_update",
             "/_inference/sparse_embedding/.elser-2-elasticsearch/_update",
         )
     ],
-    Rule(
-        "PUT",
+    update(
         "/_inference/existing/_update?master_timeout=10",
         {"service_settings": {"num_allocations": 2}},
-        400,
-        "illegal_argument_exception",
         "failed to parse setting [master_timeout] with value [10] as a time value: unit is missing or unrecognized",
-        "BAD_REST_REQUEST",
+        es_type="illegal_argument_exception",
+        error_reason="BAD_REST_REQUEST",
         grpc=QUERY_PARAMETER,
     ),
     update(
         "/_inference/bad/existing/_update",
         {"service_settings": {"num_allocations": 2}},
         "Unknown task_type [bad]",
+        error_reason="UNKNOWN_TASK_TYPE",
         grpc=TASK_TYPE_NAME,
     ),
     # The body's shape is checked before the lookup: a missing endpoint gets the body's error.
@@ -485,13 +478,11 @@ RULES: list[Rule] = [
         for path in ("/_inference/existing/_update", "/_inference/nope/_update")
     ],
     # ES answers 500 here: the check sits in code that only ever expected a string.
-    Rule(
-        "PUT",
+    update(
         "/_inference/existing/_update",
         {"task_type": 5},
-        500,
-        "status_exception",
         "Failed to parse [task_type] in update request [{task_type=5}]",
+        status=500,
         grpc=JSON_TYPE,
     ),
     update(
@@ -532,9 +523,9 @@ RULES: list[Rule] = [
     update(
         "/_inference/sparse_embedding/existing/_update",
         {"task_type": "text_embedding"},
-        conflict,
+        CONFLICT,
         error_reason="TASK_TYPE_CONFLICT",
-        violations=only("task_type", conflict),
+        field="task_type",
     ),
     *[
         update(
@@ -549,26 +540,18 @@ RULES: list[Rule] = [
             ("/_inference/existing/_update", {"task_type": "text_embedding"}),
         )
     ],
-    Rule(
-        "PUT",
-        "/_inference/existing/_update",
-        {"service_settings": {"num_allocations": 0}},
-        400,
-        "validation_exception",
-        validation(m := "[service_settings] Invalid value [0]. [num_allocations] must be a positive integer"),
-        "INVALID_UPDATE",
-        ((f"{SS}.num_allocations", m),),
-    ),
-    Rule(
-        "PUT",
-        "/_inference/existing/_update",
-        {"service_settings": {"num_allocations": 2, "adaptive_allocations": {"enabled": True}}},
-        400,
-        "validation_exception",
-        validation(m := "[number_of_allocations] cannot be set if adaptive allocations is enabled"),
-        "INVALID_UPDATE",
-        ((f"{SS}.num_allocations", m),),
-    ),
+    *[
+        update(
+            "/_inference/existing/_update",
+            {"service_settings": settings_update},
+            es_type="validation_exception",
+            **collected((f"{SS}.num_allocations", message)),
+        )
+        for settings_update, message in (
+            ({"num_allocations": 0}, ZERO_ALLOCATIONS),
+            ({"num_allocations": 2, "adaptive_allocations": {"enabled": True}}, ALLOCATIONS_WITH_ADAPTIVE),
+        )
+    ],
     # ES 9.1 ignores every other service setting; later versions (and this service) refuse them in the words
     # of an unknown PUT setting.
     update(
@@ -586,9 +569,9 @@ RULES: list[Rule] = [
         {"input": []},
         400,
         "action_request_validation_exception",
-        m := validation("Field [input] cannot be an empty array"),
+        validation("Field [input] cannot be an empty array"),
         "EMPTY_INPUT",
-        only("input", m),
+        field="input",
     ),
     Rule(
         "POST",
@@ -605,9 +588,9 @@ RULES: list[Rule] = [
         {"input": "x", "input_type": "search"},
         400,
         "action_request_validation_exception",
-        m := validation("Field [input_type] cannot be specified for task type [sparse_embedding]"),
+        validation("Field [input_type] cannot be specified for task type [sparse_embedding]"),
         "INVALID_INPUT",
-        only("input_type", m),
+        field="input_type",
     ),
     # ES sets the internal input types itself (semantic_text); a client naming one is refused.
     *[
@@ -655,119 +638,101 @@ RULES: list[Rule] = [
         "/_inference/sparse_embedding/x",
         chunking(max_chunk_size=20),
         "illegal_argument_exception",
-        m := "Can't generate Chunker without ChunkingStrategy provided",
         "INVALID_ARGUMENT",
-        violations=only(f"{CS}.strategy", m),
+        reason="Can't generate Chunker without ChunkingStrategy provided",
+        field=f"{CS}.strategy",
     ),
     put(
         "/_inference/sparse_embedding/x",
         chunking(strategy="x"),
         "illegal_argument_exception",
-        "Invalid chunkingStrategy x",
         "INVALID_ARGUMENT",
+        reason="Invalid chunkingStrategy x",
         grpc=TASK_TYPE_NAME,
     ),
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 9, "overlap": 1},
+        "[chunking_settings] Invalid value [9.0]. [max_chunk_size] must be a greater than or equal to [10.0]",
+    ),
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 301, "overlap": 1},
+        "[chunking_settings] Invalid value [301.0]. [max_chunk_size] must be a less than or equal to [300.0]",
+    ),
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 10, "overlap": 6},
+        "[chunking_settings] Invalid value [6.0]. [overlap] must be a less than or equal to [5.0]",
+    ),
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 10},
+        "[chunking_settings] does not contain the required setting [overlap]",
+    ),
+    chunking_error(
+        {"strategy": "sentence", "max_chunk_size": 19},
+        "[chunking_settings] Invalid value [19.0]. [max_chunk_size] must be a greater than or equal to [20.0]",
+    ),
+    chunking_error(
+        {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 2},
+        "sentence_overlap[2] must be either 0 or 1",
+    ),
     *[
-        chunking_error(chunking(**values), message, violations=only(CS, validation(message)))
-        for values, message in [
-            (
-                {"strategy": "word", "max_chunk_size": 9, "overlap": 1},
-                "[chunking_settings] Invalid value [9.0]. [max_chunk_size] must be a greater than or equal to [10.0]",
-            ),
-            (
-                {"strategy": "word", "max_chunk_size": 301, "overlap": 1},
-                "[chunking_settings] Invalid value [301.0]. [max_chunk_size] must be a less than or equal to [300.0]",
-            ),
-            (
-                {"strategy": "word", "max_chunk_size": 10, "overlap": 6},
-                "[chunking_settings] Invalid value [6.0]. [overlap] must be a less than or equal to [5.0]",
-            ),
-            (
-                {"strategy": "word", "max_chunk_size": 10},
-                "[chunking_settings] does not contain the required setting [overlap]",
-            ),
-            (
-                {"strategy": "sentence", "max_chunk_size": 19},
-                "[chunking_settings] Invalid value [19.0]. [max_chunk_size] must be a greater than or equal to [20.0]",
-            ),
-            (
-                {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 2},
-                "sentence_overlap[2] must be either 0 or 1",
-            ),
-            *[
-                (
-                    {"strategy": s, **extra},
-                    "[chunking_settings] does not contain the required setting [max_chunk_size]",
-                )
-                for s, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
-            ],
-            *[
-                (
-                    {"strategy": s, "max_chunk_size": 0, **extra},
-                    "[chunking_settings] Invalid value [0]. [max_chunk_size] must be a positive integer",
-                )
-                for s, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
-            ],
-            (
-                {"strategy": "word", "max_chunk_size": 10, "overlap": 0},
-                "[chunking_settings] Invalid value [0]. [overlap] must be a positive integer",
-            ),
-            # max/2 is integer division: 11 allows at most 5.
-            (
-                {"strategy": "word", "max_chunk_size": 11, "overlap": 6},
-                "[chunking_settings] Invalid value [6.0]. [overlap] must be a less than or equal to [5.0]",
-            ),
-            # An invalid max_chunk_size is the only error: the overlap is then not checked.
-            (
-                {"strategy": "word", "max_chunk_size": 5, "overlap": 3},
-                "[chunking_settings] Invalid value [5.0]. [max_chunk_size] must be a greater than or equal to [10.0]",
-            ),
-            (
-                {
-                    "strategy": "recursive",
-                    "max_chunk_size": 20,
-                    "separators": ["\n"],
-                    "separator_group": "markdown",
-                },
-                "Recursive chunking settings can not have both separators and separator_group",
-            ),
-        ]
+        chunking_error(
+            {"strategy": strategy, **extra},
+            "[chunking_settings] does not contain the required setting [max_chunk_size]",
+        )
+        for strategy, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
     ],
     *[
-        chunking_error(chunking(**values), message, grpc=grpc)
-        for values, message, grpc in [
-            (
-                {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": "1"},
-                "field [sentence_overlap] is not of the expected type. The value [1] cannot be converted to a "
-                "[Integer]",
-                JSON_TYPE,
-            ),
-            (
-                {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0.5},
-                "field [sentence_overlap] is not of the expected type. The value [0.5] cannot be converted to a "
-                "[Integer]",
-                JSON_TYPE,
-            ),
-            (
-                {"strategy": "word", "max_chunk_size": 10, "overlap": 1, "foo": 1},
-                "Word based chunking settings can not have the following settings: [foo]",
-                UNKNOWN_FIELD,
-            ),
-            (
-                {"strategy": "sentence", "max_chunk_size": 20, "foo": 1, "bar": 2},
-                "Sentence based chunking settings can not have the following settings: [foo, bar]",
-                UNKNOWN_FIELD,
-            ),
-            (
-                {"strategy": "recursive", "max_chunk_size": 20, "foo": 1},
-                "Recursive chunking settings can not have the following settings: [foo]",
-                UNKNOWN_FIELD,
-            ),
-            (
-                {"strategy": "recursive", "max_chunk_size": 20, "separators": []},
-                "Recursive chunking settings can not have an empty list of separators",
-                "an empty repeated field is not given, not an empty list",
-            ),
-        ]
+        chunking_error(
+            {"strategy": strategy, "max_chunk_size": 0, **extra},
+            "[chunking_settings] Invalid value [0]. [max_chunk_size] must be a positive integer",
+        )
+        for strategy, extra in (("word", {"overlap": 1}), ("sentence", {}), ("recursive", {}))
     ],
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 10, "overlap": 0},
+        "[chunking_settings] Invalid value [0]. [overlap] must be a positive integer",
+    ),
+    # max/2 is integer division: 11 allows at most 5.
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 11, "overlap": 6},
+        "[chunking_settings] Invalid value [6.0]. [overlap] must be a less than or equal to [5.0]",
+    ),
+    # An invalid max_chunk_size is the only error: the overlap is then not checked.
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 5, "overlap": 3},
+        "[chunking_settings] Invalid value [5.0]. [max_chunk_size] must be a greater than or equal to [10.0]",
+    ),
+    chunking_error(
+        {"strategy": "recursive", "max_chunk_size": 20, "separators": ["\n"], "separator_group": "markdown"},
+        "Recursive chunking settings can not have both separators and separator_group",
+    ),
+    *[
+        chunking_error(
+            {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": value},
+            f"field [sentence_overlap] is not of the expected type. The value [{shown}] cannot be converted to a "
+            "[Integer]",
+            grpc=JSON_TYPE,
+        )
+        for value, shown in (("1", "1"), (0.5, "0.5"))
+    ],
+    chunking_error(
+        {"strategy": "word", "max_chunk_size": 10, "overlap": 1, "foo": 1},
+        "Word based chunking settings can not have the following settings: [foo]",
+        grpc=UNKNOWN_FIELD,
+    ),
+    chunking_error(
+        {"strategy": "sentence", "max_chunk_size": 20, "foo": 1, "bar": 2},
+        "Sentence based chunking settings can not have the following settings: [foo, bar]",
+        grpc=UNKNOWN_FIELD,
+    ),
+    chunking_error(
+        {"strategy": "recursive", "max_chunk_size": 20, "foo": 1},
+        "Recursive chunking settings can not have the following settings: [foo]",
+        grpc=UNKNOWN_FIELD,
+    ),
+    chunking_error(
+        {"strategy": "recursive", "max_chunk_size": 20, "separators": []},
+        "Recursive chunking settings can not have an empty list of separators",
+        grpc=EMPTY_LIST,
+    ),
 ]

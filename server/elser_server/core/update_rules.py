@@ -19,9 +19,8 @@ Choices where ES 9.1 is lenient or silent (docs/es-compatibility.md):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from elser_server.core.endpoint_rules import (
@@ -130,12 +129,12 @@ def apply_update(existing: Endpoint, update: UpdateRequest) -> Endpoint:
             f"{SERVICE_SETTINGS}.num_allocations",
         )
     errors.raise_if_any("validation_exception", "INVALID_UPDATE")
-    settings = dataclasses.replace(
+    settings = replace(
         current,
         num_allocations=current.num_allocations if num_allocations is None else num_allocations,
         adaptive_allocations=merged,
     )
-    return dataclasses.replace(existing, service_settings=settings)
+    return replace(existing, service_settings=settings)
 
 
 def parse_update_request(existing: Endpoint, url_task_type: str | None, body: object) -> Endpoint:
