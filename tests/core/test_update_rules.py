@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from elser_server.core.endpoint_rules import parse_put_request
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.update_rules import parse_update_request
+from elser_server.core.update_rules import check_update_request, parse_update_request
 from support import PUT_BODY, put_body
 from support import validation_failed as vf
 
@@ -90,18 +90,84 @@ def test_update_unknown_url_task_type() -> None:
     assert update_error(FIXED, "bad", {}).reason == "Unknown task_type [bad]"
 
 
-def test_update_failed_to_parse() -> None:
-    err = update_error(FIXED, None, {"service_settings": {"num_allocations": "2"}})
-    assert (
-        err.reason == "Failed to parse [num_allocations] of update request "
-        '[{"service_settings":{"num_allocations":"2"}}]'
+@pytest.mark.parametrize(
+    ("url", "body_", "reason", "status"),
+    [
+        # UpdateInferenceModelAction.Request.getContentAsSettings (ES 9.1), in its order
+        (None, {}, "Request body is empty", 400),
+        (
+            None,
+            {"task_type": 5, "foo": 1},
+            "Failed to parse [task_type] in update request [{foo=1, task_type=5}]",
+            500,
+        ),
+        (None, {"task_type": "bad"}, "Unknown task_type [bad]", 400),
+        (
+            None,
+            {"task_type": "sparse_embedding", "service_settings": 5},
+            "Unable to parse service settings in the request [{service_settings=5}]",
+            400,
+        ),
+        (
+            None,
+            {"service_settings": {"num_allocations": 2}, "task_settings": []},
+            "Unable to parse task settings in the request [{task_settings=[]}]",
+            400,
+        ),
+        (
+            None,
+            {"service": "elasticsearch", "service_settings": {"num_allocations": 2}},
+            "Request contained fields which cannot be updated, remove these fields and try again "
+            "[{service=elasticsearch}]",
+            400,
+        ),
+        (
+            None,
+            {"service_settings": {"num_allocations": 2}, "chunking_settings": {}},
+            "Request contained fields which cannot be updated, remove these fields and try again "
+            "[{chunking_settings={}}]",
+            400,
+        ),
+        # ServiceUtils.resolveTaskType
+        (None, {"task_type": "any"}, "task_type [any] is not valid type for inference", 400),
+        (
+            "sparse_embedding",
+            {"task_type": "TEXT_EMBEDDING"},
+            "Cannot resolve conflicting task_type parameter in the request URL [sparse_embedding] and the "
+            "request body [text_embedding]",
+            400,
+        ),
+        # ES 9.1 ignores other service settings; later versions and this service refuse them.
+        (
+            None,
+            {"service_settings": {"num_allocations": 2, "num_threads": 2, "model_id": "x"}},
+            "Model configuration contains settings [{num_threads=2, model_id=x}] unknown to the "
+            "[elasticsearch] service",
+            400,
+        ),
+    ],
+)
+def test_update_request_rejections(url: str | None, body_: dict[str, Any], reason: str, status: int) -> None:
+    err = update_error(FIXED, url, body_)
+    assert (err.reason, err.es_type, err.http_status, err.code) == (reason, SE, status, Code.INVALID_ARGUMENT)
+
+
+def test_update_id_is_checked_before_anything_is_looked_up() -> None:
+    with pytest.raises(ElserError) as info:
+        check_update_request(".elser-2-elasticsearch", None, {"service_settings": {"num_allocations": 2}})
+    assert info.value.es_type == "action_request_validation_exception"
+    assert info.value.reason == (
+        "Validation Failed: 1: Invalid inference_id; '.elser-2-elasticsearch' can contain lowercase "
+        "alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with alphanumeric;"
     )
-    assert (err.es_type, err.error_reason) == (SE, "INVALID_UPDATE")
-    raw = '{ "service_settings": { } }'
-    assert update_error(FIXED, None, {"service_settings": {}}, raw_body=raw).reason == (
-        f"Failed to parse [num_allocations] of update request [{raw}]"
-    )
-    assert update_error(FIXED, None, {}).reason == "Failed to parse [num_allocations] of update request [{}]"
+
+
+@pytest.mark.parametrize(
+    "body_",
+    [{"service_settings": {}}, {"task_type": "sparse_embedding"}, {"task_settings": {"anything": 1}}],
+)
+def test_update_without_changes_answers_the_endpoint(body_: dict[str, Any]) -> None:
+    assert parse_update_request(FIXED, None, body_) == FIXED
 
 
 @pytest.mark.parametrize(
@@ -124,14 +190,10 @@ def test_update_failed_to_parse() -> None:
         ),
         (
             FIXED,
-            {
-                "service_settings": {"num_allocations": 2, "num_threads": 2, "model_id": "x"},
-                "chunking_settings": {},
-            },
+            {"service_settings": {"num_allocations": "2"}},
             vf(
-                "[chunking_settings] cannot be updated",
-                "[num_threads] cannot be updated",
-                "[model_id] cannot be updated",
+                "field [num_allocations] is not of the expected type. The value [2] cannot be converted to a "
+                "[Integer]"
             ),
         ),
         (

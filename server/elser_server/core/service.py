@@ -54,7 +54,7 @@ from elser_server.core.types import (
     SparseEmbedding,
     TaskType,
 )
-from elser_server.core.update_rules import parse_update_request
+from elser_server.core.update_rules import apply_update, check_update_request
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +211,13 @@ class InferenceCore:
             )
         return DeleteResult(acknowledged=True)
 
-    async def update_endpoint(
-        self, inference_id: str, task_type: str | None, body: object, *, raw_body: str | None = None
-    ) -> Endpoint:
+    async def update_endpoint(self, inference_id: str, task_type: str | None, body: object) -> Endpoint:
+        update = check_update_request(inference_id, task_type, body)  # ES checks these before the lookup
         async with self._lock(inference_id):
             existing = self._endpoints.get(inference_id)
             if existing is None:
                 raise endpoint_not_found(inference_id)
-            updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
+            updated = apply_update(existing, update)
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
                 await deployment.scale_to(initial_allocations(updated), AllocationCause.USER_UPDATE)

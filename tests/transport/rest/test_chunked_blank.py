@@ -8,8 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from es_bodies import ES_BODY
-from support import BLANK_CHUNKING, BLANK_TEXTS
+from support import BLANK_CHUNKING, BLANK_TEXTS, PUT_BODY
 
 
 async def post(http: aiohttp.ClientSession, path: str, body: dict[str, Any]) -> Any:
@@ -42,7 +41,7 @@ def check(outputs: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None
 async def test_blank_input_with_request_chunking_settings(
     http: aiohttp.ClientSession, settings: dict[str, object]
 ) -> None:
-    async with http.put("/_inference/sparse_embedding/e", json=ES_BODY) as response:
+    async with http.put("/_inference/sparse_embedding/e", json=PUT_BODY) as response:
         assert response.status == 200
     body = await post(http, "/_elser/chunked/e", {"input": BLANK_TEXTS, "chunking_settings": settings})
     check(body["chunked_sparse_embedding"], await embeddings(http, "e"))
@@ -53,7 +52,7 @@ async def test_blank_input_with_the_endpoints_chunking_settings(
     http: aiohttp.ClientSession, settings: dict[str, object]
 ) -> None:
     async with http.put(
-        "/_inference/sparse_embedding/stored", json={**ES_BODY, "chunking_settings": settings}
+        "/_inference/sparse_embedding/stored", json={**PUT_BODY, "chunking_settings": settings}
     ) as response:
         assert response.status == 200, await response.text()
     body = await post(http, "/_elser/chunked/stored", {"input": BLANK_TEXTS})

@@ -202,7 +202,7 @@ async def test_stream_routes_answer_an_sse_error(http: aiohttp.ClientSession) ->
             assert response.status == status
             assert response.headers["Content-Type"] == "text/event-stream"
             event, data, *_ = (await response.text()).split("\n")
-        assert event == "event: error"
+        assert event == "\ufeffevent: error"  # ES starts every server-sent event with a byte order mark
         assert json.loads(data.removeprefix("data: "))["error"]["reason"] == reason
 
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from elser_server.core.errors import ElserError
+from elser_server.core.input_type import InputType
 from elser_server.transport.rest import body, media, params, routes
 from elser_server.transport.rest.filter_path import MAX_SEGMENTS, FilterPath, glob_match
 from elser_server.transport.rest.jsontext import RawNumber, dumps, java_float, weights_text
@@ -379,7 +380,7 @@ def test_body_content_type(content_type: str | None, message: str) -> None:
 
 def test_inference_body() -> None:
     parsed = body.parse_inference_request(b'{"input": "one", "task_settings": {}, "input_type": "search"}')
-    assert parsed.input == ["one"] and parsed.input_type == "search"
+    assert parsed.input == ["one"] and parsed.input_type is InputType.SEARCH
     assert body.parse_inference_request(b'{"input": ["a", 1, true]}').input == ["a", "1", "true"]
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from elser.v1 import types_pb2
 from elser_server.core.chunking.settings import ChunkingSettings
+from elser_server.core.endpoint_rules import parse_task_type
 from elser_server.core.errors import FieldViolation, invalid
+from elser_server.core.es_validation import validation_failed
 from elser_server.core.events import DeploymentEvent
+from elser_server.core.input_type import input_type_priority, input_type_problem, parse_input_type
 from elser_server.core.types import (
     DeploymentReport,
     Endpoint,
@@ -176,6 +180,24 @@ def infer_options(msg: types_pb2.InferenceOptions) -> InferOptions:
         min_weight=msg.min_weight if msg.HasField("min_weight") else None,
         priority=_PRIORITIES.get(msg.priority, Priority.AUTO),
     )
+
+
+def with_input_type(options: InferOptions, task_type: int, input_type: str) -> InferOptions:
+    """ES `input_type` checked as ES's REST layer and InferenceAction.Request.validate do; it picks the lane
+    when the options leave the priority to the server."""
+    requested = parse_task_type(task_type_arg(task_type))
+    parsed = parse_input_type(input_type)
+    problem = input_type_problem(requested, parsed)
+    if problem is not None:
+        raise invalid(
+            validation_failed([problem]),
+            es_type="action_request_validation_exception",
+            error_reason="INVALID_INPUT",
+            field="input_type",
+        )
+    if options.priority is not Priority.AUTO:
+        return options
+    return replace(options, priority=input_type_priority(parsed))
 
 
 def embedding_proto(embedding: SparseEmbedding) -> types_pb2.SparseEmbedding:

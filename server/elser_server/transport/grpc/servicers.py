@@ -131,11 +131,14 @@ class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
 
     @unary_errors
     async def Infer(self, request: is_pb2.InferRequest, context: Context) -> is_pb2.InferResponse:
+        options = convert.infer_options(request.options)
+        if request.HasField("input_type"):
+            options = convert.with_input_type(options, request.task_type, request.input_type)
         embeddings = await self._core.infer(
             request.inference_id,
             convert.task_type_arg(request.task_type),
             list(request.input),
-            convert.infer_options(request.options),
+            options,
             deadline=_deadline(context),
         )
         return is_pb2.InferResponse(embeddings=[convert.embedding_proto(e) for e in embeddings])

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from elser_server.core.endpoint_rules import parse_task_type
+from elser_server.core.endpoint_rules import check_id_format, check_infer_task_type, parse_task_type
 from elser_server.core.errors import ElserError, invalid
+from elser_server.core.input_type import input_type_priority, input_type_problem
 from elser_server.core.service import InferenceCore
-from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, Priority, TaskType
+from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, TaskType
 from elser_server.transport.rest import body, media, params, routes
 from elser_server.transport.rest.body import RAW_BODY
 from elser_server.transport.rest.errors import (
@@ -225,9 +226,17 @@ class _Shim:
         return response
 
     async def _update(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
+        """ES 9.1's order: URL task type, body present, `master_timeout`, the id pattern, then the body."""
         assert route.inference_id is not None
-        _timeout(request)  # ES 9.5 accepts it; an update never waits here, but bad values still fail
-        endpoint = await self._core.update_endpoint(route.inference_id, route.task_type, _required_map(raw))
+        parse_task_type(route.task_type)
+        if not raw:
+            raise rest_error("request body is required", "parse_exception")
+        # Time values are checked, though an update never waits: `master_timeout` (ES 9.1), `timeout` (9.5).
+        if "master_timeout" in request.query:
+            params.parse_time_value(request.query["master_timeout"], "master_timeout")
+        _timeout(request)
+        check_id_format(route.inference_id)
+        endpoint = await self._core.update_endpoint(route.inference_id, route.task_type, body.parse_map(raw))
         return self._ok(request, endpoint.to_dict())
 
     async def _delete(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -259,7 +268,7 @@ class _Shim:
             route.inference_id,
             route.task_type,
             parsed.input or [],
-            InferOptions(priority=_priority(parsed.input_type)),
+            InferOptions(priority=input_type_priority(parsed.input_type)),
             deadline=deadline,
         )
         if self._plain(request):
@@ -267,17 +276,23 @@ class _Shim:
         return self._ok(request, sparse_embedding_tree(results))
 
     async def _stream(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
-        """ES answers streaming requests with a server-sent `error` event; the ELSER (elasticsearch) service
-        streams no task type."""
+        """ES 9.1's RestStreamInferenceAction: the URL and body are read as for inference (their errors are
+        plain JSON); what the transport action refuses arrives as one server-sent `error` event, and the
+        ELSER (elasticsearch) service streams no task type."""
         assert route.inference_id is not None
+        requested = parse_task_type(route.task_type)
+        parsed = _inference_body(raw)
         try:
-            endpoint = self._core.get_endpoints(route.inference_id, route.task_type)[0]
+            _validate_inference(parsed, requested)
+            endpoint = self._core.get_endpoints(route.inference_id)[0]
+            check_infer_task_type(endpoint, requested)
             error: ElserError = rest_error(
                 f"Streaming is not allowed for service [{endpoint.service}].", "status_exception", 405
             )
         except ElserError as exc:
             error = exc
-        event = f"event: error\ndata: {dumps(error_body(error))}\n\n"
+        # ES's ServerSentEventsRestActionListener starts every event it writes with a UTF-8 byte order mark.
+        event = f"\ufeffevent: error\ndata: {dumps(error_body(error))}\n\n"
         return web.Response(body=encode(event), status=error.http_status, content_type="text/event-stream")
 
     async def _chunked(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -358,13 +373,8 @@ def _validate_inference(parsed: body.InferenceRequest, task_type: TaskType) -> N
     if parsed.input is None:
         problems.append("Field [input] cannot be null")
     else:
-        internal = ("internal_ingest", "internal_search", "unspecified")
-        if (
-            task_type not in (TaskType.TEXT_EMBEDDING, TaskType.ANY)
-            and parsed.input_type is not None
-            and parsed.input_type.lower() not in internal
-        ):
-            problems.append(f"Field [input_type] cannot be specified for task type [{task_type.value}]")
+        if (problem := input_type_problem(task_type, parsed.input_type)) is not None:
+            problems.append(problem)
         if task_type not in (TaskType.RERANK, TaskType.ANY):
             if parsed.return_documents is not None:
                 problems.append(
@@ -377,16 +387,6 @@ def _validate_inference(parsed: body.InferenceRequest, task_type: TaskType) -> N
             "Validation Failed: " + "".join(f"{n}: {p};" for n, p in enumerate(problems, start=1)),
             es_type="action_request_validation_exception",
         )
-
-
-def _priority(input_type: str | None) -> Priority:
-    """Search-type input gets ES's high-priority lane; ingest goes to bulk."""
-    kind = (input_type or "").lower()
-    if kind in ("search", "internal_search"):
-        return Priority.INTERACTIVE
-    if kind in ("ingest", "internal_ingest"):
-        return Priority.BULK
-    return Priority.AUTO
 
 
 def _timeout(request: web.Request) -> float | None:
