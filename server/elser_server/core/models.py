@@ -153,6 +153,8 @@ class ModelManager:
         except InstallCancelled as exc:
             raise shutting_down() from exc
         except PackageError as exc:
+            # A bad model in the repository is the operator's to fix: say what is wrong where they look.
+            log.warning("model %s cannot be deployed: %s", model_id, exc)
             raise ElserError(
                 Code.FAILED_PRECONDITION,
                 f"Could not deploy model [{model_id}]: {exc}",
