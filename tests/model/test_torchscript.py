@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -353,3 +354,41 @@ def test_cancel_kills_a_running_conversion(es_repository: Path, tmp_path: Path) 
     with pytest.raises(InstallCancelled):
         install(es_repository, ".elser_model_2", cache, converting=cancel_once_converting, cancel=cancel)
     assert list(cache.iterdir()) == []  # neither the package nor the install's temp dir
+
+
+def test_a_trace_with_shapes_baked_in_fails_on_es_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A classic tracing mistake: a reshape to the example's sizes becomes constants, so the model only runs on
+    batches shaped like the example. The import runs the model as ES would and says so."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from elser_server.model.checkpoint import CheckpointError
+    from elser_server.model.torchscript import run_torchscript
+    from es_package import TRACE_IDS, hf_model_dir, save_trace
+
+    class Baked(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(*inputs)[0].reshape(len(TRACE_IDS), len(TRACE_IDS[0]), -1)
+
+    mlm = transformers.AutoModelForMaskedLM.from_pretrained(
+        str(hf_model_dir(tiny_checkpoint, tmp_path / "hf")), torchscript=True
+    )
+    pt = save_trace(Baked(mlm), tmp_path / "baked.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(pt))
+    vocab_size = mlm.config.vocab_size
+    with pytest.raises(CheckpointError) as exc:
+        run_torchscript(module, [[2, 40, 3], [2, 41, 42, 43, 3], [2, 3]], 4, vocab_size, None)
+    assert str(exc.value).startswith(
+        "the TorchScript model fails on the inputs Elasticsearch feeds it (RuntimeError: shape '[2, 6, -1]' is "
+        "invalid for input of size"
+    )
+    assert str(exc.value).endswith(
+        "expected it to take int64 [batch, seq] tensors: input_ids, attention_mask, token_type_ids, position_ids"
+    )
+    same_shape = run_torchscript(module, [[2, 40, 41, 42, 43, 3], [2, 44, 3]], 4, vocab_size, None)
+    assert same_shape.output == "per-position" and same_shape.vectors.shape == (2, vocab_size)

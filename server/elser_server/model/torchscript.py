@@ -14,6 +14,7 @@ pooling)."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -129,8 +130,11 @@ def _import_torch() -> Any:
 
 
 def first_line(error: BaseException) -> str:
-    """The first sentence of a torch error (the rest is advice or a C++ stack trace)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The gist of a torch error: the first sentence (the rest is advice or a C++ stack trace), or for an error
+    raised inside a TorchScript program the final `XxxError: ...` line after its TorchScript traceback."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"[A-Za-z]+Error: ", line)]
+    text = raised[-1] if raised else lines[0] if lines else type(error).__name__
     return text.split(". ", 1)[0].rstrip(".")
 
 
@@ -192,7 +196,8 @@ def run_torchscript(
             out = module(*(torch.from_numpy(x) for x in inputs))
     except RuntimeError as e:
         raise CheckpointError(
-            f"the TorchScript model fails on the {num_inputs} inputs Elasticsearch feeds it ({first_line(e)})"
+            f"the TorchScript model fails on the inputs Elasticsearch feeds it ({first_line(e)}); expected it to "
+            f"take int64 [batch, seq] tensors: {', '.join(ES_INPUT_NAMES[:num_inputs])}"
         ) from e
     if isinstance(out, tuple | list) and len(out) == 1:
         out = out[0]
