@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import EsForms
 from elser_server.core.endpoint_config import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID, ELSER_V2_X86_MODEL_ID
 from elser_server.core.errors import ElserError
 from elser_server.core.events import DeploymentEvent, Phase
@@ -35,6 +34,7 @@ from elser_server.core.store import SqliteEndpointStore
 from elser_server.model.package import InstallCancelled, ModelPackage
 from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
+from es_forms import EsForms
 
 BODY = {
     "service": "elasticsearch",

