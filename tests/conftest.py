@@ -3,8 +3,12 @@ and the real default model when `elser-model fetch-default models/repository` ha
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import pytest
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
+from pgserver import PostgresServer
 from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
 
 
@@ -70,6 +75,43 @@ def golden() -> dict[str, Any]:
         )
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the whole run (each test gets its own database: `pg_database`)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A fresh database owned by role `elser`: `url` has no password, `password_file` holds it."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    password: str
+    password_file: Path
+
+    @property
+    def url_with_password(self) -> str:
+        return self.url.replace("elser@", f"elser:{self.password}@", 1)
+
+
+_ROLE_PASSWORD = secrets.token_hex(12)
+_database_numbers = itertools.count()
+
+
+@pytest.fixture
+def pg_database(postgres: PostgresServer, tmp_path: Path) -> PgDatabase:
+    name = f"elser_test_{next(_database_numbers)}"
+    url = postgres.create_database(name, "elser", _ROLE_PASSWORD)
+    password_file = tmp_path / "store-password"
+    password_file.write_text(_ROLE_PASSWORD + "\n")
+    return PgDatabase(postgres, name, url, _ROLE_PASSWORD, password_file)
 
 
 @pytest.hookimpl(trylast=True)

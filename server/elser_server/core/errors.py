@@ -124,6 +124,14 @@ def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.
     )
 
 
+def store_unavailable(detail: str) -> ElserError:
+    """The shared endpoint store cannot be reached: a change is refused whole (nothing written), retry later."""
+    return unavailable(
+        f"The endpoint store is unavailable: {detail}. No change was made; retry the request.",
+        "STORE_UNAVAILABLE",
+    )
+
+
 def shutting_down() -> ElserError:
     return unavailable("the server is shutting down: retry on another instance", "SHUTTING_DOWN")
 
