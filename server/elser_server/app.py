@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 from elser_server.core.models import ModelManager
 from elser_server.core.observer import CoreObserver
+from elser_server.core.replication import ReplicaSync
 from elser_server.core.service import AdaptiveConfig, BatchingConfig, InferenceCore, Limits
-from elser_server.core.store import SqliteEndpointStore
 from elser_server.observability.metrics import Metrics, MetricsServer
 from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys, load_api_keys, server_ssl_context
 from elser_server.settings import Settings
+from elser_server.stores import open_store
 from elser_server.transport.grpc.interceptors import server_interceptors
 from elser_server.transport.grpc.server import GrpcTransport
 from elser_server.transport.rest import middlewares
@@ -28,8 +29,18 @@ log = logging.getLogger(__name__)
 
 def build_core(settings: Settings, observer: CoreObserver | None = None) -> InferenceCore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store, shared = open_store(settings)
+    replica = (
+        ReplicaSync(
+            shared,
+            resync_interval_s=settings.store_resync_interval_s,
+            startup_timeout_s=settings.store_startup_timeout_s,
+        )
+        if shared is not None
+        else None
+    )
     return InferenceCore(
-        SqliteEndpointStore(settings.database_path),
+        store,
         ModelManager(
             settings.model_repository,
             settings.model_cache_dir,
@@ -56,6 +67,8 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
         ),
         preload_default_endpoint=settings.preload_default_endpoint,
         observer=observer,
+        replica=replica,
+        replica_name=settings.effective_replica_name,
     )
 
 

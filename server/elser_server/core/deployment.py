@@ -298,6 +298,9 @@ class Deployment:
                 )
             else:
                 self.reason = None
+            if self._session_factory is None:  # still installing the model: start() applies the target
+                self._emit()
+                return
             while len(self._workers) < wanted:
                 worker = await asyncio.to_thread(self._new_worker, len(self._workers))
                 worker.task = asyncio.create_task(

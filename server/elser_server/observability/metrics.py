@@ -170,7 +170,7 @@ class _DeploymentCollector(Collector):
             "Model time per text: mean since start, and p99 over the recent texts (ES deployment stats).",
             labels=["deployment", "statistic"],
         )
-        for endpoint in self._core.get_endpoints():
+        for endpoint in self._core.known_endpoints():
             report = self._core.deployment_stats(endpoint.inference_id)
             dep, stats = [endpoint.inference_id], report.stats
             depth.add_metric(dep, report.queued)

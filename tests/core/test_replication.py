@@ -1,0 +1,197 @@
+"""Replicas on one PostgreSQL store, in one event loop: two real cores (tiny model, onnxruntime) built by the
+composition root, each with its own data directory, following the store through LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PgDatabase
+from elser_server.app import build_core
+from elser_server.core.errors import Code, ElserError
+from elser_server.core.events import Phase
+from elser_server.core.service import InferenceCore
+from pgserver import PostgresServer
+from servicekit import PUT_BODY, service_settings
+
+Factory = Callable[..., "asyncio.Future[InferenceCore]"]
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < end, f"never: {what}"
+        await asyncio.sleep(0.01)
+
+
+def body(num_allocations: int = 1) -> dict[str, Any]:
+    return {
+        **PUT_BODY,
+        "service_settings": {**PUT_BODY["service_settings"], "num_allocations": num_allocations},
+    }
+
+
+def known(core: InferenceCore) -> list[str]:
+    """What a replica serves now, without asking the store."""
+    return [e.inference_id for e in core.known_endpoints() if not e.inference_id.startswith(".")]
+
+
+@pytest.fixture
+async def replicas(
+    tiny_repository: Path, tmp_path: Path, pg_database: PgDatabase
+) -> AsyncIterator[Callable[..., Any]]:
+    async with AsyncExitStack() as stack:
+
+        async def start(name: str, url: str = pg_database.url, **overrides: Any) -> InferenceCore:
+            settings = service_settings(
+                tiny_repository,
+                tmp_path / name,
+                store_url=url,
+                store_password_file=pg_database.password_file,
+                replica_name=name,
+                **overrides,
+            )
+            core = build_core(settings)
+            await core.start()
+            stack.push_async_callback(core.close)
+            return core
+
+        yield start
+
+
+async def test_put_update_delete_reach_the_other_replica(replicas: Callable[..., Any]) -> None:
+    a, b = await replicas("a"), await replicas("b")
+    await a.put_endpoint("e", "sparse_embedding", body())
+    await eventually(lambda: known(b) == ["e"], "b learns of the PUT")
+    assert len(await b.infer("e", None, ["served by b"])) == 1
+    assert b.deployment_stats("e").replica == "b" and a.deployment_stats("e").replica == "a"
+
+    await a.update_endpoint("e", None, {"service_settings": {"num_allocations": 2}})
+    await eventually(lambda: b.deployment_stats("e").snapshot.target_allocations == 2, "b scales to 2")
+    (on_b,) = await b.get_endpoints("e")
+    assert on_b.service_settings.num_allocations == 2
+
+    watch = b.watch_deployment("e")
+    assert (await anext(watch)).phase in (Phase.STARTED, Phase.FULLY_ALLOCATED)
+    await a.delete_endpoint("e")
+    await eventually(lambda: known(b) == [], "b forgets the endpoint")
+    events = [event async for event in watch]
+    assert events[-1].phase is Phase.STOPPED and events[-1].reason == "inference endpoint deleted"
+    with pytest.raises(ElserError) as info:
+        await b.infer("e", None, ["gone"])
+    assert info.value.code is Code.NOT_FOUND
+
+
+async def test_a_replica_never_answers_404_for_an_endpoint_just_stored_elsewhere(
+    replicas: Callable[..., Any],
+) -> None:
+    # b's resync is far away and its notification may not have arrived: reads and inference ask the store.
+    a, b = await replicas("a"), await replicas("b")
+    for i in range(5):
+        await a.put_endpoint(f"fresh-{i}", "sparse_embedding", body())
+        assert len(await b.infer(f"fresh-{i}", None, ["at once"])) == 1
+    await a.put_endpoint("listed", "sparse_embedding", body())
+    assert "listed" in [e.inference_id for e in await b.get_endpoints()]
+    await a.put_endpoint("updated", "sparse_embedding", body())
+    updated = await b.update_endpoint("updated", None, {"service_settings": {"num_allocations": 2}})
+    assert updated.service_settings.num_allocations == 2
+
+
+async def test_racing_puts_of_one_id_have_one_winner_that_both_serve(replicas: Callable[..., Any]) -> None:
+    a, b = await replicas("a"), await replicas("b")
+    outcomes = await asyncio.gather(
+        a.put_endpoint("race", "sparse_embedding", body(1)),
+        b.put_endpoint("race", "sparse_embedding", body(2)),
+        return_exceptions=True,
+    )
+    errors = [o for o in outcomes if isinstance(o, ElserError)]
+    (winner,) = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(errors) == 1
+    assert (errors[0].http_status, errors[0].es_type, errors[0].reason) == (
+        400,
+        "resource_already_exists_exception",
+        "Inference endpoint [race] already exists",
+    )
+    wanted = winner.endpoint.service_settings.num_allocations
+    for core in (a, b):
+        await eventually(
+            lambda core=core: core.deployment_stats("race").snapshot.target_allocations == wanted,  # type: ignore[misc]
+            "the winner's definition everywhere",
+        )
+
+
+async def test_a_replica_started_later_serves_everything(replicas: Callable[..., Any]) -> None:
+    a = await replicas("a")
+    for name in ("one", "two"):
+        await a.put_endpoint(name, "sparse_embedding", body())
+    c = await replicas("c")
+    assert known(c) == ["one", "two"]
+    assert len(await c.infer("two", None, ["late"])) == 1
+
+
+async def test_store_outage_serves_known_endpoints_and_refuses_changes_whole(
+    tiny_repository: Path, tmp_path: Path
+) -> None:
+    server = PostgresServer()
+    server.start()
+    try:
+        async with AsyncExitStack() as stack:
+            cores = []
+            for name in ("a", "b"):
+                core = build_core(
+                    service_settings(
+                        tiny_repository, tmp_path / name, store_url=server.url(), replica_name=name
+                    )
+                )
+                await core.start()
+                stack.push_async_callback(core.close)
+                cores.append(core)
+            a, b = cores
+            await a.put_endpoint("kept", "sparse_embedding", body())
+            await b.put_endpoint("doomed", "sparse_embedding", body())
+            await eventually(lambda: known(a) == known(b) == ["doomed", "kept"], "both know both")
+
+            server.stop()
+            await eventually(lambda: not a.store_available and not b.store_available, "both notice")
+            for core in (a, b):
+                assert len(await core.infer("kept", None, ["still served"])) == 1
+                assert [e.inference_id for e in await core.get_endpoints()] == [
+                    ".elser-2-elasticsearch",
+                    "doomed",
+                    "kept",
+                ]
+            changes = (
+                a.put_endpoint("new", "sparse_embedding", body()),
+                a.update_endpoint("kept", None, {"service_settings": {"num_allocations": 2}}),
+                a.delete_endpoint("doomed"),
+            )
+            for change in changes:
+                started = time.monotonic()
+                with pytest.raises(ElserError) as info:
+                    await change
+                assert time.monotonic() - started < 1.0  # refused before any work
+                error = info.value
+                assert (error.code, error.http_status, error.error_reason) == (
+                    Code.UNAVAILABLE,
+                    503,
+                    "STORE_UNAVAILABLE",
+                )
+                assert error.retry_after_s is not None and "No change was made" in error.reason
+            assert (
+                known(a) == ["doomed", "kept"] and a.deployment_stats("kept").snapshot.target_allocations == 1
+            )
+
+            server.start()
+            await eventually(lambda: a.store_available and b.store_available, "both reconnect")
+            await b.delete_endpoint("doomed")
+            await a.put_endpoint("new", "sparse_embedding", body())
+            await eventually(
+                lambda: known(a) == known(b) == ["kept", "new"], "changes after recovery converge"
+            )
+    finally:
+        server.close()
