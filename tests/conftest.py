@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from elser_cluster import PostgresServer
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
-from pgserver import PostgresServer
 from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
 
 

@@ -154,6 +154,7 @@ class Service:
             host=settings.host,
             port=settings.http_port,
             max_body_bytes=settings.max_request_bytes,
+            node_name=settings.effective_replica_name,
             ssl_context=ssl_context,
             outer_middlewares=[middlewares.telemetry(self.metrics, self.spans)],
             inner_middlewares=inner,

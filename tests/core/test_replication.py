@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import PgDatabase
+from elser_cluster import PostgresServer
 from elser_server.app import build_core
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
 from elser_server.core.service import InferenceCore
-from pgserver import PostgresServer
 from servicekit import PUT_BODY, service_settings
 
 Factory = Callable[..., "asyncio.Future[InferenceCore]"]
