@@ -26,7 +26,7 @@ from elser_server.core.errors import ElserError
 from elser_server.core.store import EndpointStore
 from elser_server.core.types import Endpoint
 from elser_server.settings import Settings
-from elser_server.stores import open_store
+from elser_server.stores import StoreConfigError, open_store
 
 
 class CliError(Exception):
@@ -43,7 +43,10 @@ def _store(args: argparse.Namespace) -> EndpointStore:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise CliError(str(exc)) from None
-    store, shared = open_store(settings)
+    try:
+        store, shared = open_store(settings)
+    except StoreConfigError as exc:
+        raise CliError(str(exc)) from None
     if shared is not None:
         shared.open()
     return store

@@ -6,6 +6,10 @@ from elser_server.core.store import EndpointStore, SharedEndpointStore, SqliteEn
 from elser_server.settings import Settings
 
 
+class StoreConfigError(Exception):
+    """The settings name a store that cannot be used as configured (a missing password file, say)."""
+
+
 def open_store(settings: Settings) -> tuple[EndpointStore, SharedEndpointStore | None]:
     """The store, and the same object again when it is shared (it then needs `open()` before use)."""
     if settings.store_url is None:
@@ -13,10 +17,15 @@ def open_store(settings: Settings) -> tuple[EndpointStore, SharedEndpointStore |
     # Imported here: a single-node server never loads the driver.
     from elser_server.core.store_postgres import PostgresEndpointStore
 
-    store = PostgresEndpointStore(
-        settings.store_url,
-        password_file=settings.store_password_file,
-        timeout_s=settings.store_timeout_s,
-        application_name=f"elser-server {settings.effective_replica_name}",
-    )
+    try:
+        store = PostgresEndpointStore(
+            settings.store_url,
+            password_file=settings.store_password_file,
+            timeout_s=settings.store_timeout_s,
+            application_name=f"elser-server {settings.effective_replica_name}",
+        )
+    except OSError as exc:
+        raise StoreConfigError(
+            f"cannot read the store password file: {exc.strerror}: {exc.filename}"
+        ) from None
     return store, store

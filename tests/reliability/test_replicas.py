@@ -6,6 +6,9 @@ whole (503 / UNAVAILABLE), over both transports."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -62,15 +65,17 @@ def es_body(num_allocations: int = 1) -> dict[str, Any]:
     }
 
 
+def metrics(server: ServerProcess) -> str:
+    url = f"http://127.0.0.1:{server.env['ELSER_METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
 def local_ids(server: ServerProcess) -> set[str]:
     """Endpoints a replica serves now, from its metrics (its own view: nothing asks the store)."""
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{server.env['ELSER_METRICS_PORT']}/metrics", timeout=10
-    ) as r:
-        text = r.read().decode()
     return {
         line.split('deployment="')[1].split('"')[0]
-        for line in text.splitlines()
+        for line in metrics(server).splitlines()
         if line.startswith("elser_queue_capacity{")
     } - {".elser-2-elasticsearch"}
 
@@ -285,8 +290,10 @@ def test_postgres_stopped_and_restarted(tiny_repository: Path, tmp_path: Path) -
         assert rest(a, "PUT", "/_inference/sparse_embedding/kept", es_body())[0] == 200
         wait_for(lambda: local_ids(b) == {"kept"}, "b serves it")
 
+        assert "elser_store_available 1.0" in metrics(a)
         pg.stop()
         wait_for(lambda: "X-Elser-Store-State" in rest(a, "GET", "/")[1], "a notices the outage")
+        assert "elser_store_available 0.0" in metrics(a)
         for server in (a, b):
             status, headers, listed = rest(server, "GET", "/_inference/kept")
             assert status == 200 and headers["X-Elser-Store-State"] == "unavailable"
@@ -340,3 +347,43 @@ def test_postgres_stopped_and_restarted(tiny_repository: Path, tmp_path: Path) -
         for server in started:
             server.kill()
         pg.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"ELSER_STORE_URL": "postgresql://elser@127.0.0.1:1/elser", "ELSER_STORE_STARTUP_TIMEOUT_S": "1"},
+            "elser-server: The endpoint store is unavailable: connection",
+        ),
+        (
+            {
+                "ELSER_STORE_URL": "postgresql://elser@127.0.0.1:1/elser",
+                "ELSER_STORE_PASSWORD_FILE": "/nonexistent/pw",
+            },
+            "elser-server: cannot read the store password file: No such file or directory: /nonexistent/pw",
+        ),
+        ({"ELSER_STORE_URL": "mysql://elser@db/elser"}, "must be a postgresql:// URL"),
+    ],
+    ids=["unreachable", "no-password-file", "not-postgresql"],
+)
+def test_a_store_that_cannot_be_used_stops_start_up_with_the_reason(
+    env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "elser_server"],
+        env={
+            **os.environ,
+            "ELSER_DATA_DIR": str(tmp_path),
+            "ELSER_GRPC_PORT": "0",
+            "ELSER_HTTP_PORT": "0",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -190,7 +190,13 @@ class _DeploymentCollector(Collector):
                 if value_ms is not None:
                     per_text.add_metric([*dep, statistic], value_ms / 1000.0)
         rejections.add_metric(["", "auth"], self._metrics.auth_rejections)
-        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text)
+        store = GaugeMetricFamily(
+            "elser_store_available",
+            "1 while the endpoint store is reachable; 0 while a shared store is not (endpoints are served from "
+            "the last known state and changes are refused).",
+        )
+        store.add_metric([], 1.0 if self._core.store_available else 0.0)
+        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text, store)
 
 
 class MetricsServer:
