@@ -185,6 +185,11 @@ async def test_store_outage_serves_known_endpoints_and_refuses_changes_whole(
             assert (
                 known(a) == ["doomed", "kept"] and a.deployment_stats("kept").snapshot.target_allocations == 1
             )
+            # ES's own refusals come first; a dry run writes nothing, so it needs no store.
+            with pytest.raises(ElserError) as info:
+                await a.delete_endpoint(".elser-2-elasticsearch")
+            assert info.value.error_reason == "RESERVED_INFERENCE_ID"
+            assert (await a.delete_endpoint("doomed", dry_run=True)).acknowledged is False
 
             server.start()
             await eventually(lambda: a.store_available and b.store_available, "both reconnect")

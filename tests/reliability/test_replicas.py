@@ -126,8 +126,9 @@ def test_changes_on_one_replica_reach_the_others(replicas: Replicas, pg_database
     with ElserClient(b.target) as client:
         assert len(client.infer("shared", ["served by b"])) == 1
         assert client.get_endpoint("shared").service_settings.num_allocations == 1
-        (stats,) = [b.stats("shared")]
-        assert stats.replica == "b"
+        assert b.stats("shared").replica == "b"
+        status, _, report = rest(b, "GET", "/_elser/deployments/shared/_stats")
+        assert status == 200 and report["deployment_stats"]["replica"] == "b"
         watch = client.watch_deployment("shared", timeout_s=60)
         assert next(watch).replica == "b"
 

@@ -286,8 +286,6 @@ class InferenceCore:
         self, inference_id: str, task_type: str | None = None, *, dry_run: bool = False, force: bool = False
     ) -> DeleteResult:
         requested = parse_task_type(task_type) if task_type is not None else None
-        if self._replica is not None and not dry_run:
-            self._replica.check_writable()
         await self._resolve(inference_id)
         async with self._lock(inference_id):
             endpoint = self._get(inference_id)
@@ -301,6 +299,8 @@ class InferenceCore:
             if dry_run:
                 # Nothing in this service references endpoints (no pipelines or index mappings).
                 return DeleteResult(acknowledged=False, error_message="")
+            if self._replica is not None:
+                self._replica.check_writable()
             existed = await asyncio.to_thread(self._store.delete, inference_id)
             await self._forget(endpoint)
             if not existed:  # another replica deleted it first
