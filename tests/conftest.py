@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from elser_cluster import PostgresServer
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
-from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
+from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, PgDatabase, make_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -84,21 +83,6 @@ def postgres() -> Iterator[PostgresServer]:
     server.start()
     yield server
     server.close()
-
-
-@dataclass(frozen=True)
-class PgDatabase:
-    """A fresh database owned by role `elser`: `url` has no password, `password_file` holds it."""
-
-    server: PostgresServer
-    name: str
-    url: str
-    password: str
-    password_file: Path
-
-    @property
-    def url_with_password(self) -> str:
-        return self.url.replace("elser@", f"elser:{self.password}@", 1)
 
 
 _ROLE_PASSWORD = secrets.token_hex(12)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
+from elser_cluster import PostgresServer
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +29,18 @@ def make_tiny_checkpoint(out: Path, seed: int = 0, **variant: bool) -> Path:
     tokenizer = wordpiece_tokenizer(tiny_vocab())
     config = dataclasses.replace(TINY_CONFIG, vocab_size=tokenizer.get_vocab_size())
     return write_random_checkpoint(out, config, tokenizer, seed, **variant)
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A fresh database owned by role `elser`: `url` has no password, `password_file` holds it."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    password: str
+    password_file: Path
+
+    @property
+    def url_with_password(self) -> str:
+        return self.url.replace("elser@", f"elser:{self.password}@", 1)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgDatabase
 from elser_server.core.endpoint_config import parse_put_request
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import Endpoint
 from elser_server.store_cli import main
+from support import PgDatabase
 
 
 def endpoint(inference_id: str, num_allocations: int = 1) -> Endpoint:

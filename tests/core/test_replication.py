@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PgDatabase
 from elser_cluster import PostgresServer
 from elser_server.app import build_core
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
 from elser_server.core.service import InferenceCore
 from servicekit import PUT_BODY, service_settings
+from support import PgDatabase
 
 Factory = Callable[..., "asyncio.Future[InferenceCore]"]
 

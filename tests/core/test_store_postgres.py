@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from conftest import PgDatabase
 from elser_cluster import PostgresServer
 from elser_server.core.endpoint_config import parse_put_request
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.store import EndpointStore, SharedEndpointStore
 from elser_server.core.store_postgres import MIGRATIONS, PostgresEndpointStore, connection_params
 from elser_server.core.types import Endpoint
+from support import PgDatabase
 
 
 def endpoint(inference_id: str, num_allocations: int = 1) -> Endpoint:

@@ -20,7 +20,6 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from conftest import PgDatabase
 from elser.v1 import endpoint_service_pb2, endpoint_service_pb2_grpc
 from elser_client import ElserClient, ElserClientError, endpoint_config
 from elser_client.errors import AlreadyExists, NotFound, Unavailable
@@ -28,6 +27,7 @@ from elser_cluster import PostgresServer
 from grpcdetails import rich
 from psycopg import sql
 from serverprocess import ServerProcess
+from support import PgDatabase
 
 Replicas = Callable[..., ServerProcess]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,17 +124,28 @@ class PostgresEndpointStore:
         self._conninfo = make_conninfo(**params)
         self._migrations = tuple(migrations)
         self._timeout_s = timeout_s
-        self._pool = ConnectionPool(
+        self._pool = self._new_pool()
+        self._opened = False
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
             self._conninfo,
             kwargs={"autocommit": True},
             min_size=1,
             max_size=POOL_MAX_SIZE,
             open=False,
-            timeout=timeout_s,
+            timeout=self._timeout_s,
             check=ConnectionPool.check_connection,  # a connection broken by a restart is replaced, not used
             name="elser-store",
         )
-        self._opened = False
+
+    def _renew_pool(self) -> None:
+        """The server is back after an outage: a fresh pool connects at once, where the old one would wait out
+        its reconnection backoff (seconds, doubling while the outage lasted)."""
+        old, self._pool = self._pool, self._new_pool()
+        self._pool.open(wait=False)
+        # Closing waits for the old pool's workers: not on the listener's thread.
+        threading.Thread(target=old.close, name="store-pool-close", daemon=True).start()
 
     @property
     def schema_version(self) -> int:
@@ -219,7 +230,7 @@ class PostgresEndpointStore:
 
     def listen(self, events: StoreEvents) -> PostgresListener:
         """Start reporting changes to `events` from a thread of its own (until its `stop()`)."""
-        listener = PostgresListener(self._conninfo, events)
+        listener = PostgresListener(self._conninfo, events, on_back=self._renew_pool)
         listener.start()
         return listener
 
@@ -242,9 +253,11 @@ class PostgresEndpointStore:
 class PostgresListener:
     """`LISTEN` on a connection of its own in a thread of its own; reconnects with capped, jittered backoff."""
 
-    def __init__(self, conninfo: str, events: StoreEvents) -> None:
+    def __init__(self, conninfo: str, events: StoreEvents, on_back: Callable[[], None]) -> None:
+        """`on_back` runs when the server is reachable again after a lost connection, before `connected()`."""
         self._conninfo = conninfo
         self._events = events
+        self._on_back = on_back
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-listener", daemon=True)
 
@@ -258,11 +271,15 @@ class PostgresListener:
 
     def _run(self) -> None:
         delay = RECONNECT_MIN_S
+        lost = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}".encode())
                     delay = RECONNECT_MIN_S
+                    if lost:
+                        self._on_back()
+                        lost = False
                     self._events.connected()
                     while not self._stop.is_set():
                         for notice in conn.notifies(timeout=LISTEN_POLL_S):
@@ -270,6 +287,7 @@ class PostgresListener:
             except psycopg.Error as exc:
                 if self._stop.is_set():
                     return
+                lost = True
                 self._events.lost(_detail(exc))
             # Jitter: replicas cut off together do not reconnect in lockstep.
             self._stop.wait(delay * random.uniform(0.5, 1.0))
