@@ -10,16 +10,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from elser_cluster import PostgresServer
 from elser_server.app import build_core
+from elser_server.core.endpoint_config import parse_put_request
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import Phase
 from elser_server.core.service import InferenceCore
+from psycopg.types.json import Jsonb
 from servicekit import PUT_BODY, service_settings
 from support import PgDatabase
-
-Factory = Callable[..., "asyncio.Future[InferenceCore]"]
 
 
 async def eventually(predicate: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
@@ -132,6 +133,27 @@ async def test_a_replica_started_later_serves_everything(replicas: Callable[...,
     c = await replicas("c")
     assert known(c) == ["one", "two"]
     assert len(await c.infer("two", None, ["late"])) == 1
+
+
+def write_unannounced(db: PgDatabase, endpoint: dict[str, Any]) -> None:
+    """Store an endpoint with the notification trigger off: what a replica misses when a NOTIFY is lost."""
+    with psycopg.connect(db.url_with_password, autocommit=True) as conn, conn.transaction():
+        conn.execute("ALTER TABLE elser_endpoints DISABLE TRIGGER elser_endpoints_notify")
+        conn.execute(
+            "INSERT INTO elser_endpoints (inference_id, config) VALUES (%s, %s)",
+            (endpoint["inference_id"], Jsonb(endpoint)),
+        )
+        conn.execute("ALTER TABLE elser_endpoints ENABLE TRIGGER elser_endpoints_notify")
+
+
+async def test_the_periodic_comparison_finds_what_no_notification_announced(
+    replicas: Callable[..., Any], pg_database: PgDatabase
+) -> None:
+    a = await replicas("a", store_resync_interval_s=0.2)
+    silent = parse_put_request("silent", "sparse_embedding", body()).endpoint
+    await asyncio.to_thread(write_unannounced, pg_database, silent.to_dict())
+    await eventually(lambda: known(a) == ["silent"], "the resync finds it")
+    assert len(await a.infer("silent", None, ["found"])) == 1
 
 
 async def test_store_outage_serves_known_endpoints_and_refuses_changes_whole(
