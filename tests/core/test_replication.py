@@ -4,6 +4,7 @@ composition root, each with its own data directory, following the store through 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -121,7 +122,10 @@ async def test_racing_puts_of_one_id_have_one_winner_that_both_serve(replicas: C
     wanted = winner.endpoint.service_settings.num_allocations
     for core in (a, b):
         await eventually(
-            lambda core=core: core.deployment_stats("race").snapshot.target_allocations == wanted,  # type: ignore[misc]
+            lambda core=core: (
+                "race" in known(core)  # type: ignore[misc]
+                and core.deployment_stats("race").snapshot.target_allocations == wanted
+            ),
             "the winner's definition everywhere",
         )
 
@@ -133,6 +137,20 @@ async def test_a_replica_started_later_serves_everything(replicas: Callable[...,
     c = await replicas("c")
     assert known(c) == ["one", "two"]
     assert len(await c.infer("two", None, ["late"])) == 1
+
+
+async def test_lookups_of_ids_nobody_stored_leave_nothing_behind(replicas: Callable[..., Any]) -> None:
+    a = await replicas("a")
+
+    def locks() -> int:
+        return sum(1 for o in gc.get_objects() if type(o) is asyncio.Lock)
+
+    before = locks()
+    for i in range(300):
+        with pytest.raises(ElserError) as info:
+            await a.infer(f"typo-{i}", None, ["x"])
+        assert info.value.code is Code.NOT_FOUND
+    assert locks() - before < 10  # not one lock per id looked up
 
 
 def write_unannounced(db: PgDatabase, endpoint: dict[str, Any]) -> None:

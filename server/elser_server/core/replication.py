@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Protocol
 
 from elser_server.core.errors import ElserError, store_unavailable
@@ -63,7 +63,7 @@ class ReplicaSync:
         self._available = False
         self._lost_reason = "not connected yet"
         self._lost_at: float | None = None
-        self._id_locks: dict[str, asyncio.Lock] = {}
+        self._id_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # lock, holders + waiters
         self._following: dict[str, asyncio.Task[None]] = {}  # background refresh per notified id
         self._again: set[str] = set()  # notified again while its refresh ran
         self._resync_wanted = asyncio.Event()
@@ -121,9 +121,22 @@ class ReplicaSync:
     async def refresh(self, inference_id: str) -> None:
         """Bring `inference_id` to the store's state now; STORE_UNAVAILABLE when the store cannot be read."""
         assert self._target is not None, "start() first"
-        async with self._id_locks.setdefault(inference_id, asyncio.Lock()):
+        async with self._one_at_a_time(inference_id):
             stored = await asyncio.to_thread(self._store.get, inference_id)
             await self._target.apply_stored(inference_id, stored)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, inference_id: str) -> AsyncIterator[None]:
+        """A lock per id that exists only while in use: lookups of ids nobody stored leave nothing behind."""
+        lock, users = self._id_locks.setdefault(inference_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._id_locks[inference_id]
 
     async def read_through(self, inference_id: str | None) -> bool:
         """Before a read: refresh one id (or, for None, compare everything) from the store. False when the store

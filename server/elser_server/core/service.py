@@ -693,6 +693,8 @@ class InferenceCore:
     async def apply_stored(self, inference_id: str, stored: Endpoint | None) -> None:
         """Serve what the shared store holds for `inference_id`: deploy it, bring its deployment to the stored
         settings (a new model or thread count redeploys), or stop it once deleted. A no-op when already so."""
+        if stored == self._endpoints.get(inference_id):
+            return  # the common case (our own change, an unknown id): no lock is created for it
         async with self._lock(inference_id):
             current = self._endpoints.get(inference_id)
             if stored == current:
