@@ -298,15 +298,13 @@ class Nginx:
                 http_port=http_port,
             )
         )
-        check = subprocess.run(
-            [NGINX, "-t", "-c", str(self.config)], capture_output=True, text=True, check=False
-        )
+        # -e: nginx's own start-up messages go here too, not to the system's /var/log/nginx.
+        command = [NGINX, "-e", str(directory / "nginx-error.log"), "-c", str(self.config)]
+        check = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"nginx refused its configuration:\n{check.stderr}")
         with (directory / "nginx.out").open("ab") as out:
-            self.proc = subprocess.Popen(
-                [NGINX, "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         self._wait_listening()
 
     def _wait_listening(self, timeout_s: float = 30) -> None:
