@@ -355,7 +355,7 @@ def test_postgres_stopped_and_restarted(tiny_repository: Path, tmp_path: Path) -
     [
         (
             {"ELSER_STORE_URL": "postgresql://elser@127.0.0.1:1/elser", "ELSER_STORE_STARTUP_TIMEOUT_S": "1"},
-            "elser-server: The endpoint store is unavailable: connection",
+            "elser-server: endpoint store elser@127.0.0.1:1/elser still unreachable after 1s: connection",
         ),
         (
             {

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Protocol
 
-from elser_server.core.errors import ElserError, store_unavailable
+from elser_server.core.errors import ElserError, store_unavailable, unavailable
 from elser_server.core.store import SharedEndpointStore, StoreListener
 from elser_server.core.types import Endpoint
 
@@ -50,6 +50,12 @@ class ReplicaTarget(Protocol):
 
 def _is_unavailable(exc: ElserError) -> bool:
     return exc.error_reason == "STORE_UNAVAILABLE"
+
+
+def _cause(exc: ElserError) -> str:
+    """What the driver said (first line), for logs; the error's own reason is worded for API callers."""
+    cause = str(exc.__cause__ or "").strip()
+    return cause.splitlines()[0] if cause else exc.reason
 
 
 class ReplicaSync:
@@ -84,9 +90,17 @@ class ReplicaSync:
                 stored = await asyncio.to_thread(self._store.load_all)
                 break
             except ElserError as exc:
-                if not _is_unavailable(exc) or time.monotonic() + delay > deadline:
+                if not _is_unavailable(exc):
                     raise
-                log.warning("%s: retrying in %.1fs", exc.reason, delay)
+                where = self._store.description
+                if time.monotonic() + delay > deadline:
+                    raise unavailable(
+                        f"endpoint store {where} still unreachable after {self._startup_timeout_s:g}s: {_cause(exc)}",
+                        "STORE_UNAVAILABLE",
+                    ) from exc
+                log.warning(
+                    "endpoint store %s unreachable (%s): retrying in %.1fs", where, _cause(exc), delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STARTUP_RETRY_MAX_S)
         for endpoint in stored:
