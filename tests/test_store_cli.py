@@ -130,7 +130,9 @@ def test_bad_files_are_refused_before_touching_the_store(
 def test_an_unreachable_store_and_a_bad_url_are_clear() -> None:
     with pytest.raises(SystemExit) as info:
         main(["export", "--store-url", "postgresql://nobody@127.0.0.1:1/none"])
-    assert str(info.value.code).startswith("elser-store: The endpoint store is unavailable: connection")
+    assert str(info.value.code).startswith(
+        "elser-store: The endpoint store is unavailable. No change was made; retry the request. (connection failed"
+    )
     with pytest.raises(SystemExit) as info:
         main(["export", "--store-url", "mysql://x"])
     assert "must be a postgresql:// URL" in str(info.value.code)

@@ -133,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CliError as exc:
         sys.exit(f"elser-store: {exc}")
     except ElserError as exc:
-        sys.exit(f"elser-store: {exc.reason}")
+        cause = str(exc.__cause__ or "").strip()  # the driver's words: this is the operator's terminal
+        sys.exit(f"elser-store: {exc.reason}" + (f" ({cause.splitlines()[0]})" if cause else ""))
 
 
 if __name__ == "__main__":

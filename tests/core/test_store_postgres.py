@@ -179,7 +179,9 @@ def test_password_file_wins_and_secrets_stay_out_of_messages(
     finally:
         wrong.close()
     assert info.value.error_reason == "STORE_UNAVAILABLE" and info.value.http_status == 503
-    assert "password authentication failed" in info.value.reason and "wrong" not in info.value.reason
+    # The caller is told to retry; what the driver said (host, user) stays in the log and the cause.
+    assert info.value.reason == "The endpoint store is unavailable. No change was made; retry the request."
+    assert "password authentication failed" in str(info.value.__cause__)
     assert wrong.description == f"elser@127.0.0.1:{pg_database.server.port}/{pg_database.name}"
 
     right = PostgresEndpointStore(

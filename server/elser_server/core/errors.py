@@ -124,11 +124,11 @@ def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.
     )
 
 
-def store_unavailable(detail: str) -> ElserError:
-    """The shared endpoint store cannot be reached: a change is refused whole (nothing written), retry later."""
+def store_unavailable() -> ElserError:
+    """The shared endpoint store cannot be reached: a change is refused whole (nothing written), retry later.
+    What the driver said is logged (and chained as the cause), never sent: it names hosts and users."""
     return unavailable(
-        f"The endpoint store is unavailable: {detail}. No change was made; retry the request.",
-        "STORE_UNAVAILABLE",
+        "The endpoint store is unavailable. No change was made; retry the request.", "STORE_UNAVAILABLE"
     )
 
 

@@ -67,8 +67,6 @@ class ReplicaSync:
         self._startup_timeout_s = startup_timeout_s
         self._target: ReplicaTarget | None = None
         self._available = False
-        self._lost_reason = "not connected yet"
-        self._lost_at: float | None = None
         self._id_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # lock, holders + waiters
         self._following: dict[str, asyncio.Task[None]] = {}  # background refresh per notified id
         self._again: set[str] = set()  # notified again while its refresh ran
@@ -129,8 +127,7 @@ class ReplicaSync:
     def check_writable(self) -> None:
         """Refuse a change at once (before any work) while the store is known to be unreachable."""
         if not self._available:
-            since = "" if self._lost_at is None else f" for {time.monotonic() - self._lost_at:.0f}s"
-            raise store_unavailable(f"{self._store.description} unreachable{since} ({self._lost_reason})")
+            raise store_unavailable()
 
     async def refresh(self, inference_id: str) -> None:
         """Bring `inference_id` to the store's state now; STORE_UNAVAILABLE when the store cannot be read."""
@@ -199,7 +196,6 @@ class ReplicaSync:
         if not self._available:
             log.info("endpoint store %s reachable again: comparing endpoints", self._store.description)
         self._available = True
-        self._lost_at = None
         self._resync_wanted.set()
 
     def lost(self, reason: str) -> None:
@@ -210,9 +206,7 @@ class ReplicaSync:
                 self._store.description,
                 reason,
             )
-            self._lost_at = time.monotonic()
         self._available = False
-        self._lost_reason = reason
 
     async def _follow(self, inference_id: str) -> None:
         try:

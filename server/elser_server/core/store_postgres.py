@@ -102,7 +102,8 @@ def _detail(exc: BaseException) -> str:
 
 
 def _unavailable(exc: BaseException) -> ElserError:
-    return store_unavailable(_detail(exc))
+    log.warning("endpoint store: %s", _detail(exc))
+    return store_unavailable()
 
 
 class PostgresEndpointStore:
