@@ -19,7 +19,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -134,9 +136,9 @@ class PostgresServer:
         secret = "" if password == "" else f":{password or self.password}"
         return f"postgresql://{user}{secret}@127.0.0.1:{self.port}/{dbname}"
 
-    def execute(self, statement: sql.Composable | str, dbname: str = "postgres") -> None:
+    def execute(self, statement: sql.Composed | sql.SQL | str, dbname: str = "postgres") -> None:
         with psycopg.connect(self.url(dbname=dbname), autocommit=True) as conn:
-            conn.execute(statement if isinstance(statement, sql.Composable) else statement.encode())
+            conn.execute(statement.encode() if isinstance(statement, str) else statement)
 
     def create_database(self, name: str, owner: str, password: str) -> str:
         """A database owned by the login role `owner` (created when missing); its URL without the password."""
@@ -224,9 +226,10 @@ http {{
     scgi_temp_path {dir}/nginx-tmp/scgi;
     client_max_body_size 32m;
 
-    # gRPC: HTTP/2 to the replicas, each call balanced on its own (not each client connection). A replica that
-    # refuses connections (stopped, or closing after SIGTERM) is skipped for {fail_timeout} and the call goes to
-    # the next one; calls already sent are never repeated by nginx (the client's retry policy decides).
+    # gRPC: HTTP/2 to the replicas, each call balanced on its own (not each client connection). A draining
+    # replica is marked down by a reload as soon as its health turns NOT_SERVING; one that refuses connections
+    # anyway (killed) is skipped for {fail_timeout} and the call goes to the next one. Calls already sent are never
+    # repeated by nginx (the client's retry policy decides).
     upstream elser_grpc {{
 {grpc_servers}
         keepalive 32;
@@ -264,7 +267,8 @@ http {{
 
 
 class Nginx:
-    """nginx in the foreground with a generated configuration, in `directory`."""
+    """nginx in the foreground with a generated configuration, in `directory`. `route()` takes replicas out of
+    (and back into) rotation with a graceful reload, as a Service's endpoints follow its pods' readiness."""
 
     def __init__(
         self,
@@ -277,35 +281,49 @@ class Nginx:
         if not Path(NGINX).exists():
             raise RuntimeError(f"{NGINX} not found: `make system-packages` installs Debian's nginx")
         self.directory = directory
+        self.replicas = replicas
         self.grpc_port, self.http_port = grpc_port, http_port
+        self.fail_timeout_s = fail_timeout_s
         (directory / "nginx-tmp").mkdir(parents=True, exist_ok=True)
-        servers = "\n".join
         self.config = directory / "nginx.conf"
+        # -e: nginx's own start-up messages go here too, not to the system's /var/log/nginx.
+        self._command = [NGINX, "-e", str(directory / "nginx-error.log"), "-c", str(self.config)]
+        self._write_config({r.name for r in replicas})
+        with (directory / "nginx.out").open("ab") as out:
+            self.proc = subprocess.Popen(self._command, stdout=out, stderr=subprocess.STDOUT)
+        self._wait_listening()
+
+    def _write_config(self, serving: set[str]) -> None:
+        def servers(address: Callable[[Replica], str]) -> str:
+            return "\n".join(
+                f"        server {address(r)} max_fails=1 fail_timeout={self.fail_timeout_s}s"
+                + ("" if r.name in serving else " down")
+                + ";"
+                for r in self.replicas
+            )
+
         self.config.write_text(
             NGINX_CONF.format(
-                count=len(replicas),
-                dir=directory,
+                count=len(self.replicas),
+                dir=self.directory,
                 user="user root;" if os.geteuid() == 0 else "",
-                fail_timeout=f"{fail_timeout_s}s",
-                grpc_servers=servers(
-                    f"        server {r.target} max_fails=1 fail_timeout={fail_timeout_s}s;" for r in replicas
-                ),
-                http_servers=servers(
-                    f"        server 127.0.0.1:{r.http_port} max_fails=1 fail_timeout={fail_timeout_s}s;"
-                    for r in replicas
-                ),
-                grpc_port=grpc_port,
-                http_port=http_port,
+                fail_timeout=f"{self.fail_timeout_s}s",
+                grpc_servers=servers(lambda r: r.target),
+                http_servers=servers(lambda r: f"127.0.0.1:{r.http_port}"),
+                grpc_port=self.grpc_port,
+                http_port=self.http_port,
             )
         )
-        # -e: nginx's own start-up messages go here too, not to the system's /var/log/nginx.
-        command = [NGINX, "-e", str(directory / "nginx-error.log"), "-c", str(self.config)]
-        check = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+        check = subprocess.run([*self._command, "-t"], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"nginx refused its configuration:\n{check.stderr}")
-        with (directory / "nginx.out").open("ab") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        self._wait_listening()
+
+    def route(self, serving: set[str]) -> None:
+        """Send new calls only to the replicas named in `serving` (to all when none is); calls in flight
+        finish where they are (nginx reloads gracefully)."""
+        self._write_config(serving or {r.name for r in self.replicas})
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def _wait_listening(self, timeout_s: float = 30) -> None:
         end = time.monotonic() + timeout_s
@@ -332,6 +350,53 @@ class Nginx:
                 self.proc.wait()
 
 
+class Rotation:
+    """Keeps nginx's upstreams equal to the replicas that are serving: one gRPC health `Watch` per replica (the
+    liveness service "", which turns NOT_SERVING the moment a replica starts draining on SIGTERM). nginx has no
+    active health checks, so without this it would keep sending new calls to a draining replica until its
+    listener closes, and calls caught in that moment would wait out the replica's grace period."""
+
+    def __init__(self, nginx: Nginx) -> None:
+        self._nginx = nginx
+        self._lock = threading.Lock()
+        self._serving = {r.name for r in nginx.replicas}
+        self._stopped = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch, args=(r,), name=f"rotation-{r.name}", daemon=True)
+            for r in nginx.replicas
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _set(self, name: str, serving: bool) -> None:
+        with self._lock:
+            changed = set(self._serving)
+            if serving:
+                changed.add(name)
+            else:
+                changed.discard(name)
+            if changed != self._serving and not self._stopped.is_set():
+                self._serving = changed
+                self._nginx.route(changed)
+
+    def _watch(self, replica: Replica) -> None:
+        """Until the replica stops serving. Then the stream is closed: a draining replica never serves again,
+        and an open health Watch would hold its shutdown for the whole grace period."""
+        with grpc.insecure_channel(replica.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                for reply in stub.Watch(health_pb2.HealthCheckRequest(service="")):
+                    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                        break
+                    self._set(replica.name, True)
+            except grpc.RpcError:
+                pass
+        self._set(replica.name, False)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class LocalCluster:
     """PostgreSQL + `count` replicas + nginx. `grpc_port`/`http_port` 0: free ports (tests)."""
 
@@ -352,6 +417,7 @@ class LocalCluster:
         self.postgres: PostgresServer | None = None
         self.replicas: list[Replica] = []
         self.nginx: Nginx | None = None
+        self.rotation: Rotation | None = None
         self.password_file = directory / "store-password"
 
     @property
@@ -380,12 +446,15 @@ class LocalCluster:
             for replica in self.replicas:
                 replica.wait_serving()
             self.nginx = Nginx(self.directory, self.replicas, self.grpc_port, self.http_port)
+            self.rotation = Rotation(self.nginx)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """SIGTERM every replica (each drains), then nginx, then PostgreSQL."""
+        if self.rotation is not None:
+            self.rotation.stop()
         for replica in self.replicas:
             if replica.proc.poll() is None:
                 replica.proc.send_signal(signal.SIGTERM)
