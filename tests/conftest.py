@@ -4,18 +4,21 @@ the real default model when `elser-model fetch-default models/repository` has bu
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from elser_cluster import PostgresServer
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install, publish
 from serverprocess import ServerFactory, ServerProcess
-from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, make_tiny_checkpoint
+from support import DEFAULT_REPOSITORY, REPO_ROOT, TINY_MODEL_IDS, PgDatabase, make_tiny_checkpoint
 
 GOLDEN_FILE = Path(__file__).parent / "data" / "splade-tiny.golden.json"
 
@@ -87,6 +90,28 @@ def golden() -> dict[str, Any]:
     """PyTorch reference vectors of the default model (tests/data/README.md says how they were made)."""
     data: dict[str, Any] = json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
     return data
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the whole run (each test gets its own database: `pg_database`)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+_ROLE_PASSWORD = secrets.token_hex(12)
+_database_numbers = itertools.count()
+
+
+@pytest.fixture
+def pg_database(postgres: PostgresServer, tmp_path: Path) -> PgDatabase:
+    name = f"elser_test_{next(_database_numbers)}"
+    url = postgres.create_database(name, "elser", _ROLE_PASSWORD)
+    password_file = tmp_path / "store-password"
+    password_file.write_text(_ROLE_PASSWORD + "\n")
+    return PgDatabase(postgres, name, url, _ROLE_PASSWORD, password_file)
 
 
 @pytest.hookimpl(trylast=True)

@@ -10,9 +10,11 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from elser_cluster import PostgresServer
 from elser_server.app import Service, build_core
 from elser_server.core.service import InferenceCore
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
@@ -150,3 +152,18 @@ BLANK_CHUNKING: dict[str, dict[str, object]] = {
     "none": {"strategy": "none"},
 }
 BLANK_TEXTS = ["", " ", "   ", "\n\n", "\t \u3000\u2028", "\r\n"]
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A fresh database owned by role `elser`: `url` has no password, `password_file` holds it."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    password: str
+    password_file: Path
+
+    @property
+    def url_with_password(self) -> str:
+        return self.url.replace("elser@", f"elser:{self.password}@", 1)

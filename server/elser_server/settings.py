@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import os
 import resource
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -138,6 +139,33 @@ class Settings(BaseSettings):
 
     # storage and models
     data_dir: Path = Field(Path("data"), description="Endpoint database and installed models live here.")
+    store_url: str | None = Field(
+        None,
+        description="Shared endpoint store of several replicas: `postgresql://user@host:port/db` (libpq URI). "
+        "Unset: an SQLite file in the data dir, for one process.",
+    )
+    store_password_file: Path | None = Field(
+        None,
+        description="File holding the store's password (overrides one in the URL; keeps it out of `ps`).",
+    )
+    store_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Connecting to the store, or waiting for a pooled connection, fails after this.",
+    )
+    store_startup_timeout_s: float = Field(
+        120.0, gt=0, description="At start-up, how long to retry an unreachable store before exiting."
+    )
+    store_resync_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="Full comparison with the shared store this often (LISTEN/NOTIFY is the fast path).",
+    )
+    replica_name: str | None = Field(
+        None,
+        description="This replica's name in deployment stats, watch events and logs (unset: the host name, the "
+        "pod name on Kubernetes).",
+    )
     model_repository: str = Field(
         "models/repository",
         description="Where models are installed from: a directory, file:// or http(s):// URL.",
@@ -213,6 +241,15 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="Port of the Prometheus `/metrics` listener (0 picks a free port)."
     )
 
+    @field_validator("store_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a postgresql:// URL (leave it unset for the SQLite store in the data dir)"
+            )
+        return value
+
     @property
     def effective_processors(self) -> int:
         return self.processors or detect_processors()
@@ -232,6 +269,10 @@ class Settings(BaseSettings):
     @property
     def effective_http_max_connections(self) -> int:
         return self.http_max_connections or max(16, detect_open_files() // 4)
+
+    @property
+    def effective_replica_name(self) -> str:
+        return self.replica_name or socket.gethostname()
 
     @property
     def database_path(self) -> Path:

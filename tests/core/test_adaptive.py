@@ -112,5 +112,5 @@ async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_cor
             if event.cause is AllocationCause.SCALE_FROM_ZERO and event.current_allocations == 1:
                 break
     assert AllocationCause.SCALE_TO_ZERO in causes
-    (listed,) = adaptive_core.get_endpoints("auto")
+    (listed,) = await adaptive_core.get_endpoints("auto")
     assert listed.service_settings.adaptive_allocations is not None

@@ -87,7 +87,7 @@ async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
         report = core.deployment_stats("auto")
         assert report.snapshot.cause is AllocationCause.ADAPTIVE_SCALE_UP
         assert (report.snapshot.target_allocations, report.snapshot.current_allocations) == (2, 2)
-        (listed,) = core.get_endpoints("auto")
+        (listed,) = await core.get_endpoints("auto")
         assert listed.service_settings.num_allocations == 2  # GET shows the live count
         assert listed.service_settings.adaptive_allocations is not None
         # never beyond the max, however long the load lasted

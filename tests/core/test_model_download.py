@@ -77,7 +77,7 @@ async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(
             await core.put_endpoint("c", "sparse_embedding", PUT_BODY)
         assert "corrupt" in exc.value.reason and "sha256" in exc.value.reason
         assert not (tmp_path / "models" / "elser_model_2").exists()  # nothing installed
-        assert "c" not in [e.inference_id for e in core.get_endpoints()]
+        assert "c" not in [e.inference_id for e in await core.get_endpoints()]
         onnx.write_bytes(good)
         put = await core.put_endpoint("c", "sparse_embedding", PUT_BODY)
         assert put.endpoint.inference_id == "c"

@@ -36,7 +36,7 @@ async def test_lifecycle(core: InferenceCore) -> None:
         "num_threads": 1,
         "model_id": ".elser_model_2",
     }
-    ids = [e.inference_id for e in core.get_endpoints()]
+    ids = [e.inference_id for e in await core.get_endpoints()]
     assert ids == sorted(ids) and {"my-elser", ".elser-2-elasticsearch"} <= set(ids)
     with pytest.raises(ElserError) as exc:
         await core.put_endpoint("my-elser", "sparse_embedding", PUT_BODY)
@@ -47,14 +47,14 @@ async def test_lifecycle(core: InferenceCore) -> None:
     assert updated.service_settings.num_allocations == 2
 
     with pytest.raises(ElserError) as exc:
-        core.get_endpoints("my-elser", "text_embedding")
+        await core.get_endpoints("my-elser", "text_embedding")
     assert exc.value.reason == (
         "Requested task type [text_embedding] does not match the inference endpoint's task type [sparse_embedding]"
     )
     result = await core.delete_endpoint("my-elser")
     assert result.acknowledged
     with pytest.raises(ElserError) as exc:
-        core.get_endpoints("my-elser")
+        await core.get_endpoints("my-elser")
     assert exc.value.code is Code.NOT_FOUND
     assert exc.value.reason == "Inference endpoint not found [my-elser]"
 
@@ -155,7 +155,7 @@ async def test_restart_restores_endpoints(tiny_repository: Path, tmp_path: Path)
     second = make_core(tiny_repository, tmp_path, **LIMITS)
     await second.start()
     try:
-        assert "kept" in [e.inference_id for e in second.get_endpoints()]
+        assert "kept" in [e.inference_id for e in await second.get_endpoints()]
         got = (await second.infer("kept", None, ["persist me"]))[0]
         assert got.token_ids.tolist() == expected.token_ids.tolist()
     finally:
@@ -163,13 +163,13 @@ async def test_restart_restores_endpoints(tiny_repository: Path, tmp_path: Path)
 
 
 async def test_default_endpoint_deploys_on_first_use(core: InferenceCore) -> None:
-    (listed,) = core.get_endpoints(".elser-2-elasticsearch")
+    (listed,) = await core.get_endpoints(".elser-2-elasticsearch")
     assert listed.service_settings.num_allocations is None  # not deployed yet: ES shows no count
     results = await core.infer(
         ".elser-2-elasticsearch", "sparse_embedding", ["Hello World", "Goodnight moon"]
     )
     assert len(results) == 2
-    (listed,) = core.get_endpoints(".elser-2-elasticsearch")
+    (listed,) = await core.get_endpoints(".elser-2-elasticsearch")
     assert listed.service_settings.num_allocations == 1
     with pytest.raises(ElserError) as exc:
         await core.delete_endpoint(".elser-2-elasticsearch")
@@ -187,7 +187,7 @@ async def test_missing_model_fails_put_clearly(core: InferenceCore) -> None:
         exc.value.reason
         == "Could not deploy model [.elser_model_2_linux-x86_64] as the model cannot be found."
     )
-    assert "nomodel" not in [e.inference_id for e in core.get_endpoints()]
+    assert "nomodel" not in [e.inference_id for e in await core.get_endpoints()]
 
 
 async def test_put_timeout_is_es_408(tiny_repository: Path, tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ async def test_update_num_allocations_is_a_user_update_event_and_shows_in_stats(
     assert report.snapshot.phase is Phase.FULLY_ALLOCATED
     assert report.snapshot.cause is AllocationCause.USER_UPDATE
     assert (report.snapshot.target_allocations, report.snapshot.current_allocations) == (2, 2)
-    (listed,) = core.get_endpoints("w")
+    (listed,) = await core.get_endpoints("w")
     assert listed.service_settings.num_allocations == 2
     # both allocations serve
     assert len(await core.infer("w", None, [f"text {i}" for i in range(20)])) == 20

@@ -40,6 +40,7 @@ class CoreConfig:
     batching: BatchingConfig
     adaptive: AdaptiveConfig
     preload_default_endpoint: bool
+    replica_name: str  # named in stats and deployment events: each replica reports its own deployments
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CoreConfig:
@@ -64,4 +65,5 @@ class CoreConfig:
                 scale_up_cooldown_s=settings.scale_up_cooldown_s,
             ),
             preload_default_endpoint=settings.preload_default_endpoint,
+            replica_name=settings.effective_replica_name,
         )

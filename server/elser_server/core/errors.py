@@ -180,6 +180,14 @@ def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.
     )
 
 
+def store_unavailable() -> ElserError:
+    """The shared endpoint store cannot be reached: a change is refused whole (nothing written), retry later.
+    What the driver said is logged (and chained as the cause), never sent: it names hosts and users."""
+    return unavailable(
+        "The endpoint store is unavailable. No change was made; retry the request.", "STORE_UNAVAILABLE"
+    )
+
+
 def shutting_down() -> ElserError:
     return unavailable("the server is shutting down: retry on another instance", "SHUTTING_DOWN")
 

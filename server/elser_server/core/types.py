@@ -187,3 +187,4 @@ class DeploymentReport:
     queue_capacity: int
     queued: int = 0
     start_time: float | None = None
+    replica: str = ""  # the replica this report is about (each replica reports its own deployment)

@@ -194,7 +194,7 @@ class _DeploymentCollector(Collector):
             "Model time per text: mean since start, and p99 over the recent texts (ES deployment stats).",
             labels=["deployment", "statistic"],
         )
-        for endpoint in self._core.get_endpoints():
+        for endpoint in self._core.known_endpoints():
             report = self._core.deployment_stats(endpoint.inference_id)
             dep, stats = [endpoint.inference_id], report.stats
             depth.add_metric(dep, report.queued)
@@ -215,7 +215,13 @@ class _DeploymentCollector(Collector):
                     per_text.add_metric([*dep, statistic], value_ms / 1000.0)
         rejections.add_metric(["", "auth"], self._metrics.auth_rejections)
         rejections.add_metric(["", "calls_in_flight"], self._metrics.call_limit_rejections)
-        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text)
+        store = GaugeMetricFamily(
+            "elser_store_available",
+            "1 while the endpoint store is reachable; 0 while a shared store is not (endpoints are served from "
+            "the last known state and changes are refused).",
+        )
+        store.add_metric([], 1.0 if self._core.store_available else 0.0)
+        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text, store)
 
 
 class MetricsServer:

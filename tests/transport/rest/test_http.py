@@ -209,7 +209,7 @@ async def test_stream_routes_answer_an_sse_error(http: aiohttp.ClientSession) ->
 async def test_unexpected_errors_do_not_leak(
     http: aiohttp.ClientSession, core: InferenceCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: object) -> None:
+    async def broken(*_: object) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(core, "get_endpoints", broken)

@@ -216,8 +216,9 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def deployment_event_proto(event: DeploymentEvent) -> types_pb2.DeploymentEvent:
+def deployment_event_proto(event: DeploymentEvent, replica: str = "") -> types_pb2.DeploymentEvent:
     return types_pb2.DeploymentEvent(
+        replica=replica,
         time=_timestamp(event.time),
         deployment_id=event.deployment_id,
         model_id=event.model_id,
@@ -252,6 +253,7 @@ def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStat
         average_queue_time_ms=stats.average_queue_time_ms or 0.0,
         p99_inference_time_ms=stats.p99_inference_time_ms or 0.0,
         peak_throughput_per_minute=stats.peak_throughput_per_minute,
+        replica=report.replica,
     )
     if report.start_time is not None:
         msg.start_time.CopyFrom(_timestamp(report.start_time))

@@ -62,7 +62,25 @@ def build_app(
     )
     app.router.add_route("*", "/{path:.*}", shim.dispatch)
     app.on_response_prepare.append(_product_header)
+    app.on_response_prepare.append(_replica_headers(core))
     return app
+
+
+REPLICA_HEADER = "X-Elser-Replica"
+STORE_STATE_HEADER = "X-Elser-Store-State"
+
+
+def _replica_headers(core: InferenceCore) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """Which replica answered (behind a load balancer), and, while a shared endpoint store is unreachable, that
+    endpoints come from this replica's last known state."""
+
+    async def add(_: web.Request, response: web.StreamResponse) -> None:
+        if core.replica_name:
+            response.headers[REPLICA_HEADER] = core.replica_name
+        if not core.store_available:
+            response.headers[STORE_STATE_HEADER] = "unavailable"
+
+    return add
 
 
 async def _product_header(_: web.Request, response: web.StreamResponse) -> None:
@@ -211,7 +229,7 @@ class _Shim:
         return self._ok(request, self._root)
 
     async def _get(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
-        endpoints = self._core.get_endpoints(route.inference_id, route.task_type)
+        endpoints = await self._core.get_endpoints(route.inference_id, route.task_type)
         return self._ok(request, {"endpoints": [e.to_dict() for e in endpoints]})
 
     async def _put(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -284,7 +302,7 @@ class _Shim:
         parsed = _inference_body(raw)
         try:
             _validate_inference(parsed, requested)
-            endpoint = self._core.get_endpoints(route.inference_id)[0]
+            endpoint = (await self._core.get_endpoints(route.inference_id))[0]
             check_infer_task_type(endpoint, requested)
             error: ElserError = rest_error(
                 f"Streaming is not allowed for service [{endpoint.service}].", "status_exception", 405
@@ -419,6 +437,8 @@ def _stats_tree(report: DeploymentReport) -> dict[str, object]:
         "timeout_count": stats.timeout_count,
         "peak_throughput_per_minute": stats.peak_throughput_per_minute,
     }
+    if report.replica:
+        out["replica"] = report.replica
     if event.reason:
         out["reason"] = event.reason
     if (average := stats.average_inference_time_ms) is not None:
