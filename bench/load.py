@@ -8,6 +8,16 @@ messages of `--bulk-texts` texts each (gRPC), or one POST of `--bulk-texts` text
 message (gRPC: time since the previous response or the stream start) or per POST. Watchers hold
 WatchDeployment open (gRPC) or poll the `_elser` stats route (REST). Prints throughput, p50/p99 per class and
 error counts by code. Loopback or any target you name; nothing else is contacted.
+
+Overload (`--overload 10`): first the server's bulk capacity in texts/s is measured closed-loop for
+`--calibrate-s`; then, for `--duration`, bulk calls of `--bulk-texts` texts are sent open-loop (at a fixed rate,
+whatever the answers) at 10 × that capacity, half over gRPC Infer and half over REST, each with the
+`--timeout` deadline; meanwhile `--search-rate` search queries per second (gRPC PRIORITY_INTERACTIVE and REST
+`input_type: search`, alternately) measure what a search sees. Prints the outcome of every call by code and
+search p50/p99; any outcome other than success, RESOURCE_EXHAUSTED/429 or DEADLINE_EXCEEDED/408 is listed as
+unexpected.
+
+    python bench/load.py --target 127.0.0.1:50051 --http-url http://127.0.0.1:9200 --overload 10 --duration 60
 """
 
 from __future__ import annotations
@@ -241,6 +251,172 @@ class Load:
         return out
 
 
+EXPECTED_UNDER_OVERLOAD = frozenset(
+    {"OK", "200", "RESOURCE_EXHAUSTED", "429", "DEADLINE_EXCEEDED", "408"}  # the caller set every deadline
+)
+
+
+class Overload:
+    """Open-loop overload at a multiple of the measured capacity, with search queries alongside."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.bulk: Counter[str] = Counter()
+        self.search: Counter[str] = Counter()
+        self.search_latencies_s: list[float] = []
+        self.sent = 0
+        self.skipped = 0  # calls not sent because the client already had `max_outstanding` waiting
+
+    async def calibrate(self, channel: grpc.aio.Channel) -> float:
+        """Bulk texts/s the server sustains, closed loop (every worker waits for its answer)."""
+        args, rng = self.args, random.Random(7)
+        stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+        texts = 0
+        stop = time.monotonic() + args.calibrate_s
+
+        async def worker() -> None:
+            nonlocal texts
+            while time.monotonic() < stop:
+                request = self.bulk_request(rng)
+                await stub.Infer(request, timeout=max(60.0, args.timeout))
+                texts += len(request.input)
+
+        started = time.monotonic()
+        # A few callers keep every allocation busy; more would only queue.
+        await asyncio.gather(*(worker() for _ in range(4)))
+        return texts / (time.monotonic() - started)
+
+    def bulk_texts(self, rng: random.Random) -> list[str]:
+        return [sentence(rng, rng.randrange(30, 200)) for _ in range(self.args.bulk_texts)]
+
+    def bulk_request(self, rng: random.Random) -> inference_service_pb2.InferRequest:
+        return inference_service_pb2.InferRequest(
+            inference_id=self.args.inference_id,
+            input=self.bulk_texts(rng),
+            options=types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_BULK),
+        )
+
+    async def grpc_bulk(
+        self, stub: inference_service_pb2_grpc.InferenceServiceStub, rng: random.Random
+    ) -> None:
+        try:
+            await stub.Infer(self.bulk_request(rng), timeout=self.args.timeout)
+            self.bulk["OK"] += 1
+        except grpc.aio.AioRpcError as error:
+            self.bulk[error.code().name] += 1
+
+    async def rest_bulk(self, session: aiohttp.ClientSession, rng: random.Random) -> None:
+        args = self.args
+        url = f"{args.http_url}/_inference/sparse_embedding/{args.inference_id}?timeout={int(args.timeout)}s"
+        try:
+            async with session.post(url, json={"input": self.bulk_texts(rng)}) as response:
+                await response.read()
+                self.bulk[str(response.status)] += 1
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.bulk[type(error).__name__] += 1
+
+    async def searches(
+        self,
+        stub: inference_service_pb2_grpc.InferenceServiceStub,
+        session: aiohttp.ClientSession,
+        stop: float,
+    ) -> None:
+        args, rng = self.args, random.Random(11)
+        url = f"{args.http_url}/_inference/{args.inference_id}?timeout={int(args.timeout)}s"
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(i: int) -> None:
+            text = sentence(rng, rng.randrange(3, 12))
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                if i % 2 == 0:
+                    request = inference_service_pb2.InferRequest(
+                        inference_id=args.inference_id,
+                        input=[text],
+                        options=types_pb2.InferenceOptions(priority=types_pb2.PRIORITY_INTERACTIVE),
+                    )
+                    await stub.Infer(request, timeout=args.timeout)
+                else:
+                    async with session.post(url, json={"input": text, "input_type": "search"}) as response:
+                        await response.read()
+                        code = "OK" if response.status == 200 else str(response.status)
+            except grpc.aio.AioRpcError as error:
+                code = error.code().name
+            except (aiohttp.ClientError, TimeoutError) as error:
+                code = type(error).__name__
+            self.search[code] += 1
+            if code == "OK":
+                self.search_latencies_s.append(time.perf_counter() - started)
+
+        i = 0
+        next_at = time.monotonic()
+        while next_at < stop:
+            task = asyncio.create_task(one(i))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+            next_at += 1.0 / args.search_rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.gather(*pending)
+
+    async def run(self) -> dict[str, object]:
+        args = self.args
+        async with AsyncElserClient(args.target) as client:
+            try:
+                await client.get_endpoint(args.inference_id)
+            except NotFound:
+                await client.put_endpoint(args.inference_id, timeout_s=120)
+        timeout = aiohttp.ClientTimeout(total=args.timeout + 5)  # the server's 408 comes first
+        connector = aiohttp.TCPConnector(limit=args.max_outstanding)
+        async with (
+            grpc.aio.insecure_channel(args.target) as channel,
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+        ):
+            stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+            capacity = await self.calibrate(channel)
+            calls_per_s = args.overload * capacity / args.bulk_texts
+            rng = random.Random(3)
+            outstanding: set[asyncio.Task[None]] = set()
+            start = time.monotonic()
+            stop = start + args.duration
+            searcher = asyncio.create_task(self.searches(stub, session, stop))
+            next_at = start
+            while next_at < stop:
+                if len(outstanding) < args.max_outstanding:
+                    call = self.grpc_bulk(stub, rng) if self.sent % 2 == 0 else self.rest_bulk(session, rng)
+                    task = asyncio.create_task(call)
+                    outstanding.add(task)
+                    task.add_done_callback(outstanding.discard)
+                    self.sent += 1
+                else:
+                    self.skipped += 1
+                next_at += 1.0 / calls_per_s
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await searcher
+            await asyncio.gather(*outstanding)
+            elapsed = time.monotonic() - start
+        lat = sorted(self.search_latencies_s)
+        unexpected = {
+            f"{cls} {code}": n
+            for cls, counts in (("bulk", self.bulk), ("search", self.search))
+            for code, n in counts.items()
+            if code not in EXPECTED_UNDER_OVERLOAD
+        }
+        return {
+            "capacity_texts_per_s": round(capacity, 1),
+            "offered_texts_per_s": round(calls_per_s * args.bulk_texts, 1),
+            "seconds": round(elapsed, 1),
+            "bulk_calls_sent": self.sent,
+            "bulk_calls_not_sent_client_full": self.skipped,
+            "bulk": dict(self.bulk),
+            "search": dict(self.search),
+            "search_p50_ms": round(1000 * statistics.median(lat), 1) if lat else None,
+            "search_p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1) if lat else None,
+            "unexpected": unexpected,
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port")
@@ -254,7 +430,21 @@ def main() -> None:
     parser.add_argument("--stream-messages", type=int, default=32, help="messages per InferStream call")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--overload", type=float, default=0.0, help="offer this multiple of the measured capacity (see above)"
+    )
+    parser.add_argument("--calibrate-s", type=float, default=15.0, help="overload: capacity measurement time")
+    parser.add_argument("--search-rate", type=float, default=20.0, help="overload: search queries per second")
+    parser.add_argument(
+        "--max-outstanding",
+        type=int,
+        default=4000,
+        help="overload: bulk calls the client keeps waiting at most",
+    )
     args = parser.parse_args()
+    if args.overload:
+        print(json.dumps(asyncio.run(Overload(args).run()), indent=2))
+        return
     load = Load(args)
     report = load.report(asyncio.run(load.run()))
     if args.json:

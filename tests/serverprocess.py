@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from elser.v1 import endpoint_service_pb2, endpoint_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support import eventually
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 INFERENCE_SERVICE = "elser.v1.InferenceService"
@@ -31,8 +34,12 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m elser_server` on free loopback ports; output goes to a file (a full pipe would block it)."""
 
-    def __init__(self, repo: str | Path, data: Path, log: Path, **env: str) -> None:
+    def __init__(
+        self, repo: str | Path, data: Path, log: Path, *, open_files_limit: int | None = None, **env: str
+    ) -> None:
+        """`open_files_limit`: the server's RLIMIT_NOFILE (soft and hard)."""
         self.log = log
+        self._open_files_limit = open_files_limit
         # A free port can be taken by a parallel test between probing and binding: then try fresh ones.
         for _ in range(3):
             self._spawn(repo, data, env)
@@ -46,7 +53,7 @@ class ServerProcess:
         raise AssertionError(f"ports kept being taken:\n{self.output()}")
 
     def _spawn(self, repo: str | Path, data: Path, env: dict[str, str]) -> None:
-        self.grpc_port, self.http_port = free_port(), free_port()
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.env = {
             **os.environ,
             "ELSER_HOST": "127.0.0.1",
@@ -55,16 +62,31 @@ class ServerProcess:
             "ELSER_DATA_DIR": str(data),
             "ELSER_MODEL_REPOSITORY": str(repo),
             "ELSER_PRELOAD_DEFAULT_ENDPOINT": "false",
-            "ELSER_METRICS_PORT": str(free_port()),
+            "ELSER_METRICS_PORT": str(self.metrics_port),
             "ELSER_DRAIN_S": "0.2",
             **env,
         }
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "elser_server"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(self._command(), env=self.env, stdout=out, stderr=subprocess.STDOUT)
         self.target = f"127.0.0.1:{self.grpc_port}"
         self.base_url = f"http://127.0.0.1:{self.http_port}"
+
+    def _command(self) -> list[str]:
+        if self._open_files_limit is None:
+            return [sys.executable, "-m", "elser_server"]
+        # The limit is set by the child itself (preexec_fn is unsafe in a process with threads).
+        limit = self._open_files_limit
+        return [
+            sys.executable,
+            "-c",
+            f"import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+            "runpy.run_module('elser_server', run_name='__main__')",
+        ]
+
+    def metrics(self) -> str:
+        """The Prometheus text the server exposes now."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            return str(response.read().decode())
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -75,17 +97,20 @@ class ServerProcess:
             return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status)
 
     def wait_health(self, service: str, status: int = SERVING, timeout_s: float = 60) -> None:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+        def settled() -> bool:
+            if not self.alive():
+                return True
             try:
-                if self.health(service) == status:
-                    return
+                return self.health(service) == status
             except grpc.RpcError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"health of {service!r} never became {status}:\n{self.output()}")
+                return False
+
+        try:
+            eventually(settled, timeout_s, f"health of {service!r} to become {status}", interval_s=0.05)
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}:\n{self.output()}") from None
+        if not self.alive():
+            raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -111,6 +136,10 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+
+
+# Starts a ServerProcess: repository first, ELSER_* overrides as keyword arguments (the `start_server` fixtures).
+ServerFactory = Callable[..., ServerProcess]
 
 
 class SlowRepository:

@@ -1,16 +1,20 @@
 """The test kit: helpers shared by test modules (conftest.py files are not importable by name: several
-exist). A core or settings as the service builds them, the ES PUT body, bounded waits, the tiny model."""
+exist). A core or settings as the service builds them, ES PUT bodies (their gRPC twin is the client's
+`endpoint_config`) and validation text, bounded waits (`eventually`: never a fixed sleep), the tiny model."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from elser_cluster import PostgresServer
 from elser_server.app import Service, build_core
 from elser_server.core.service import InferenceCore
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
@@ -21,6 +25,8 @@ from elser_server.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPOSITORY = REPO_ROOT / "models" / "repository"
 TINY_MODEL_IDS = (".elser_model_2", ".elser_model_2_linux-x86_64")
+
+T = TypeVar("T")
 
 TINY_CONFIG = BertConfig(
     vocab_size=0,  # set from the generated vocabulary
@@ -58,12 +64,23 @@ def make_slow_repository(root: Path, model_id: str = ".elser_model_2") -> Path:
 
 
 def put_body(model_id: str = ".elser_model_2", **service_settings: Any) -> dict[str, Any]:
-    """An elasticsearch-service PUT body; `service_settings` defaults to 1 allocation of 1 thread."""
-    settings = {"model_id": model_id, "num_allocations": 1, "num_threads": 1, **service_settings}
+    """An elasticsearch-service PUT body: one thread and, unless `adaptive_allocations` is given, one allocation;
+    `service_settings` add or override fields."""
+    settings: dict[str, Any] = {"model_id": model_id}
+    if "adaptive_allocations" not in service_settings:
+        settings["num_allocations"] = 1
+    settings |= {"num_threads": 1, **service_settings}
     return {"service": "elasticsearch", "service_settings": settings}
 
 
 PUT_BODY = put_body()
+# The deprecated `elser` service: no model_id (ES picks ELSER's variant for the platform).
+ELSER_PUT_BODY = {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}}
+
+
+def validation_failed(*messages: str) -> str:
+    """ES's text for collected validation errors: "Validation Failed: 1: first;2: second;"."""
+    return "Validation Failed: " + "".join(f"{i}: {m};" for i, m in enumerate(messages, 1))
 
 
 def server_settings(
@@ -102,26 +119,70 @@ async def running(settings: Settings, **options: Any) -> AsyncIterator[Service]:
         await service.stop()
 
 
-def eventually(predicate: Callable[[], object], timeout_s: float = 30.0, what: str = "the condition") -> None:
-    """Poll `predicate` until it is true; fail after `timeout_s` naming `what`."""
+def eventually(
+    predicate: Callable[[], T],
+    timeout_s: float = 30.0,
+    what: str = "the condition",
+    *,
+    interval_s: float = 0.01,
+) -> T:
+    """Poll `predicate` every `interval_s` until it returns something true, and return that; fail after
+    `timeout_s` naming `what`. An exception from `predicate` ends the wait at once."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not (result := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(interval_s)
+    return result
 
 
 async def eventually_async(
-    predicate: Callable[[], object | Awaitable[object]], timeout_s: float = 30.0, what: str = "the condition"
-) -> None:
-    """`eventually` for the event loop: `predicate` may be a coroutine function."""
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout_s: float = 30.0,
+    what: str = "the condition",
+    *,
+    interval_s: float = 0.01,
+) -> T:
+    """`eventually` for the event loop (it runs between polls): `predicate` may be a coroutine function."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = predicate()
-        if isinstance(result, Awaitable):
+        if inspect.isawaitable(result):
             result = await result
         if result:
-            return
+            return cast(T, result)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(interval_s)
+
+
+# Chunking settings of each strategy as ES's chunker tests use them on blank input (WordBoundaryChunkerTests
+# testEmptyString/testWhitespace, EmbeddingRequestChunkerTests testBlankInput_*/testWhitespaceInput_*,
+# RecursiveChunkerTests testChunkEmptyInput, NoopChunker), and blank texts: ES gives each one chunk, the
+# whole input, and embeds that text as it embeds any input.
+BLANK_CHUNKING: dict[str, dict[str, object]] = {
+    "word-10-5": {"strategy": "word", "max_chunk_size": 10, "overlap": 5},
+    "word-100-10": {"strategy": "word", "max_chunk_size": 100, "overlap": 10},
+    "sentence-250-1": {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1},
+    "sentence-20-0": {"strategy": "sentence", "max_chunk_size": 20, "sentence_overlap": 0},
+    "recursive-plaintext": {"strategy": "recursive", "max_chunk_size": 10},
+    "recursive-markdown": {"strategy": "recursive", "max_chunk_size": 10, "separator_group": "markdown"},
+    "recursive-custom": {"strategy": "recursive", "max_chunk_size": 10, "separators": [" ", "\\s+"]},
+    "none": {"strategy": "none"},
+}
+BLANK_TEXTS = ["", " ", "   ", "\n\n", "\t \u3000\u2028", "\r\n"]
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A fresh database owned by role `elser`: `url` has no password, `password_file` holds it."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    password: str
+    password_file: Path
+
+    @property
+    def url_with_password(self) -> str:
+        return self.url.replace("elser@", f"elser:{self.password}@", 1)

@@ -4,41 +4,25 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from elser_client import ElserClient, Unavailable
 from grpc_health.v1 import health_pb2
-from serverprocess import ServerProcess
+from serverprocess import ServerFactory
+from support import eventually
 
 LONG_TEXT = " ".join(f"word{i % 97} token{i % 31}" for i in range(400))
 
 
-@pytest.fixture
-def server_factory(tiny_repository: Path, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(tiny_repository, tmp_path / "data", tmp_path / "server.log", **env)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
-
-
-def test_restart_brings_endpoints_back(server_factory: Callable[..., ServerProcess]) -> None:
-    first = server_factory()
+def test_restart_brings_endpoints_back(start_server: ServerFactory) -> None:
+    first = start_server()
     with ElserClient(first.target) as client:
         client.put_endpoint("persisted")
         before = client.infer("persisted", ["restart me"])[0]
     assert first.terminate() == 0
 
-    second = server_factory()
+    second = start_server()
     with ElserClient(second.target) as client:
         assert client.get_endpoint("persisted").inference_id == "persisted"
         after = client.infer("persisted", ["restart me"])[0]
@@ -48,8 +32,8 @@ def test_restart_brings_endpoints_back(server_factory: Callable[..., ServerProce
         assert b'"persisted"' in response.read()
 
 
-def test_sigterm_drains_in_flight_work(server_factory: Callable[..., ServerProcess]) -> None:
-    server = server_factory(
+def test_sigterm_drains_in_flight_work(start_server: ServerFactory) -> None:
+    server = start_server(
         ELSER_DRAIN_S="2", ELSER_SHUTDOWN_GRACE_S="300", ELSER_MAX_INPUTS_PER_REQUEST="1024"
     )
     with ElserClient(server.target, timeout_s=300) as client:
@@ -67,7 +51,7 @@ def test_sigterm_drains_in_flight_work(server_factory: Callable[..., ServerProce
 
         worker = threading.Thread(target=long_call)
         worker.start()
-        time.sleep(0.5)  # the call is queued/running now
+        eventually(lambda: server.stats("drain").queued > 0, 60, "the long call's texts in the queue")
         server.proc.send_signal(signal.SIGTERM)
         server.wait_health("elser.v1.InferenceService", health_pb2.HealthCheckResponse.NOT_SERVING, 5)
         assert server.health("") == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -80,9 +64,9 @@ def test_sigterm_drains_in_flight_work(server_factory: Callable[..., ServerProce
 
 
 def test_sigterm_ends_watches_instead_of_waiting_for_them(
-    server_factory: Callable[..., ServerProcess],
+    start_server: ServerFactory,
 ) -> None:
-    server = server_factory(ELSER_SHUTDOWN_GRACE_S="300")
+    server = start_server(ELSER_SHUTDOWN_GRACE_S="300")
     with ElserClient(server.target) as client:
         client.put_endpoint("watched")
         watch = client.watch_deployment("watched")

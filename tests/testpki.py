@@ -60,8 +60,9 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def make_pki(out: Path) -> Pki:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, both signed by the CA."""
+def make_pki(out: Path, server_name: str = "localhost") -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and `server_name` and a client certificate, both signed by the
+    CA."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("elser test CA")
     now = datetime.datetime.now(datetime.UTC)
@@ -91,11 +92,11 @@ def make_pki(out: Path) -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     server, server_key = _issue(
-        "localhost",
+        server_name,
         ca_key,
         ca_name,
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        [x509.DNSName(server_name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
     client, client_key = _issue("test client", ca_key, ca_name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
     pem = serialization.Encoding.PEM

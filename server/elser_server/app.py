@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 from elser_server.core.config import CoreConfig
 from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
+from elser_server.core.replication import ReplicaSync
 from elser_server.core.service import InferenceCore
-from elser_server.core.store import SqliteEndpointStore
+from elser_server.model.repository import remove_install_leftovers
 from elser_server.observability.metrics import Metrics, MetricsServer
 from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys, load_api_keys
 from elser_server.settings import Settings
+from elser_server.stores import open_store
 from elser_server.transport.grpc.interceptors import server_interceptors
 from elser_server.transport.grpc.server import GrpcTransport
 from elser_server.transport.rest import middlewares
@@ -29,8 +31,20 @@ log = logging.getLogger(__name__)
 
 def build_core(settings: Settings, observer: CoreObserver | None = None) -> InferenceCore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_install_leftovers(settings.model_cache_dir):
+        log.info("removed %s, left by a model install that did not finish", leftover)
+    store, shared = open_store(settings)
+    replica = (
+        ReplicaSync(
+            shared,
+            resync_interval_s=settings.store_resync_interval_s,
+            startup_timeout_s=settings.store_startup_timeout_s,
+        )
+        if shared is not None
+        else None
+    )
     return InferenceCore(
-        SqliteEndpointStore(settings.database_path),
+        store,
         ModelManager(
             settings.model_repository,
             settings.model_cache_dir,
@@ -39,6 +53,7 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
         ),
         CoreConfig.from_settings(settings),
         observer=observer,
+        replica=replica,
     )
 
 
@@ -76,6 +91,7 @@ class Service:
                 api_keys,
                 protect_health_and_reflection=settings.auth_health_and_reflection,
                 spans=self.spans,
+                max_concurrent_calls=settings.grpc_max_concurrent_calls,
             ),
         )
         self.rest = self._rest(settings, api_keys) if settings.http_enabled else None

@@ -53,7 +53,8 @@ class ProbeSettings(BaseSettings):
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """elser-healthcheck's command line."""
     p = argparse.ArgumentParser(
         prog="elser-healthcheck",
         description="Query grpc.health.v1.Health/Check; exit 0 if SERVING, 1 otherwise. Connection settings "
@@ -211,7 +212,7 @@ def probe(target: Target, service: str, timeout_s: float) -> tuple[bool, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     target = resolve(args, Settings(), ProbeSettings())
     serving, message = probe(target, args.service, args.timeout_s)
     where = f"{target.address}{' (tls)' if target.tls else ''}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import resource
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +24,15 @@ def detect_processors() -> int:
     if quota == "max":
         return cpus
     return max(1, min(cpus, math.floor(int(quota) / int(period))))
+
+
+GRPC_PENDING_CALLS_FLOOR = 4096
+
+
+def detect_open_files() -> int:
+    """The process's soft limit on open files (each connection takes one)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 class Settings(BaseSettings):
@@ -50,7 +61,27 @@ class Settings(BaseSettings):
     tls_require_client_cert: bool = Field(False, description="Reject clients without a valid certificate.")
     reflection: bool = Field(True, description="Serve gRPC server reflection (grpcurl, buf curl).")
     grpc_max_concurrent_streams: int = Field(
-        100, ge=0, description="gRPC calls one connection may have open at once (HTTP/2); 0 = unlimited."
+        0,
+        ge=0,
+        description="gRPC calls one connection may have open at once (HTTP/2 SETTINGS); 0 = unlimited. Calls "
+        "past it are refused as UNAVAILABLE (RST_STREAM), not RESOURCE_EXHAUSTED: prefer the call limit below.",
+    )
+    grpc_max_concurrent_calls: int = Field(
+        4096,
+        ge=0,
+        description="gRPC calls in flight in the whole server (health checks aside); past it RESOURCE_EXHAUSTED "
+        "with a retry hint. 0 = unlimited.",
+    )
+    grpc_max_connections: int = Field(
+        0,
+        ge=0,
+        description="gRPC connections open at once; past it new ones are closed at once. 0: a quarter of the "
+        "open-file limit.",
+    )
+    grpc_handshake_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A gRPC connection that has not finished its TLS and HTTP/2 handshake in this time is closed.",
     )
     grpc_keepalive_time_s: float = Field(
         30.0,
@@ -74,6 +105,23 @@ class Settings(BaseSettings):
     grpc_max_connection_age_grace_s: float = Field(
         30.0, gt=0, description="Calls in flight at a connection's max age get this long to finish."
     )
+    http_max_connections: int = Field(
+        0,
+        ge=0,
+        description="REST connections open at once; a new one closes the one idle longest. 0: a quarter of "
+        "the open-file limit.",
+    )
+    http_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A REST connection without a complete request head for this long is closed (idle "
+        "keep-alive connections and slowly sent headers alike).",
+    )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A REST request whose body stops arriving for this long gets 408 and is closed.",
+    )
     infer_stream_window: int = Field(
         64, ge=1, description="InferStream messages read ahead of their responses per stream (flow control)."
     )
@@ -91,6 +139,33 @@ class Settings(BaseSettings):
 
     # storage and models
     data_dir: Path = Field(Path("data"), description="Endpoint database and installed models live here.")
+    store_url: str | None = Field(
+        None,
+        description="Shared endpoint store of several replicas: `postgresql://user@host:port/db` (libpq URI). "
+        "Unset: an SQLite file in the data dir, for one process.",
+    )
+    store_password_file: Path | None = Field(
+        None,
+        description="File holding the store's password (overrides one in the URL; keeps it out of `ps`).",
+    )
+    store_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Connecting to the store, or waiting for a pooled connection, fails after this.",
+    )
+    store_startup_timeout_s: float = Field(
+        120.0, gt=0, description="At start-up, how long to retry an unreachable store before exiting."
+    )
+    store_resync_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="Full comparison with the shared store this often (LISTEN/NOTIFY is the fast path).",
+    )
+    replica_name: str | None = Field(
+        None,
+        description="This replica's name in deployment stats, watch events and logs (unset: the host name, the "
+        "pod name on Kubernetes).",
+    )
     model_repository: str = Field(
         "models/repository",
         description="Where models are installed from: a directory, file:// or http(s):// URL.",
@@ -132,6 +207,13 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, description="Texts per model call at most.")
     default_timeout_s: float = Field(30.0, gt=0, description="Inference deadline when the caller sets none.")
     put_timeout_s: float = Field(30.0, gt=0, description="How long PUT waits for a deployment to start (ES).")
+    chunking_separator_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        description="CPU seconds the recursive strategy's separator regexes get per input (the process's CPU time, "
+        "as the regex engine counts it); past it the request fails with ES's 400 (ES bounds the same work by "
+        "characters read). The request's deadline also holds.",
+    )
 
     # adaptive allocations (ES defaults)
     adaptive_interval_s: float = Field(
@@ -165,9 +247,38 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="Port of the Prometheus `/metrics` listener (0 picks a free port)."
     )
 
+    @field_validator("store_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a postgresql:// URL (leave it unset for the SQLite store in the data dir)"
+            )
+        return value
+
     @property
     def effective_processors(self) -> int:
         return self.processors or detect_processors()
+
+    @property
+    def grpc_max_pending_calls(self) -> int:
+        """Calls gRPC holds before a handler takes them: enough that a burst reaches the call limit (and its
+        RESOURCE_EXHAUSTED) instead of being cancelled by gRPC itself, still bounded."""
+        return max(
+            GRPC_PENDING_CALLS_FLOOR, 16 * (self.grpc_max_concurrent_calls or GRPC_PENDING_CALLS_FLOOR)
+        )
+
+    @property
+    def effective_grpc_max_connections(self) -> int:
+        return self.grpc_max_connections or max(16, detect_open_files() // 4)
+
+    @property
+    def effective_http_max_connections(self) -> int:
+        return self.http_max_connections or max(16, detect_open_files() // 4)
+
+    @property
+    def effective_replica_name(self) -> str:
+        return self.replica_name or socket.gethostname()
 
     @property
     def database_path(self) -> Path:

@@ -1,5 +1,5 @@
 """Work whose callers left is not computed: on a real InferenceCore (tiny model, real onnxruntime), a running
-batch whose callers all went away is aborted through onnxruntime's terminate flag (deployment.py's
+batch whose callers all went away is aborted through onnxruntime's terminate flag (allocation.py's
 `abort_if_abandoned` → `RunHandle.cancel`), a batch with one caller left still finishes, and a request cancelled
 while queued never runs.
 
@@ -10,7 +10,6 @@ from the deployment's counters, which only a finished batch advances (`record_ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,11 @@ from elser_server.core.deployment import Deployment
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import InferOptions, Priority
 from elser_server.runtime.session import RunHandle
-from support import make_core
+from support import PUT_BODY, eventually_async, make_core
 
 HANG_GUARD_S = 120.0  # only against hangs: nothing here asserts on timing
 ROWS = 128
 LONG_TEXTS = [f"long text {i} " + "word " * 600 for i in range(ROWS)]  # each truncated to 512 tokens
-BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
 BULK = InferOptions(priority=Priority.BULK)
 
 
@@ -44,7 +39,7 @@ async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untype
         processors=1,
     )
     await c.start()
-    await c.put_endpoint("e", "sparse_embedding", BODY)
+    await c.put_endpoint("e", "sparse_embedding", PUT_BODY)
     yield c
     await c.close()
 
@@ -62,13 +57,6 @@ def aborts(monkeypatch: pytest.MonkeyPatch) -> list[RunHandle]:
 
     monkeypatch.setattr(RunHandle, "cancel", spy)
     return calls
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(HANG_GUARD_S):
-        while not condition():
-            await asyncio.sleep(0.002)
-    assert condition(), what
 
 
 def counters(dep: Deployment) -> dict[str, int]:
@@ -91,7 +79,9 @@ async def start_running(core: InferenceCore, texts: list[str]) -> asyncio.Task[o
     dep = core.deployment("e")
     taken, finished = dep.stats.dequeued_count, dep.stats.batch_count
     task: asyncio.Task[object] = asyncio.create_task(core.infer("e", None, texts, BULK))
-    await until(lambda: dep.stats.dequeued_count >= taken + len(texts), "the request was not taken")
+    await eventually_async(
+        lambda: dep.stats.dequeued_count >= taken + len(texts), HANG_GUARD_S, "the request to be taken"
+    )
     assert dep.stats.dequeued_count == taken + len(texts) and dep.queued == 0  # one batch, all of it
     assert dep.stats.batch_count == finished, "the slow batch finished before the test could act on it"
     return task
@@ -111,7 +101,7 @@ async def test_a_running_batch_whose_only_caller_left_is_aborted(
     before = counters(dep)
     slow = await start_running(core, LONG_TEXTS)
     await cancelled(slow)
-    await until(lambda: len(set(aborts)) == 1, "the abandoned batch was not aborted")
+    await eventually_async(lambda: len(set(aborts)) == 1, HANG_GUARD_S, "the abandoned batch to be aborted")
     assert aborts[0].cancelled  # onnxruntime's terminate flag is set on the running call
 
     # The allocation is free again: a small request is served next.
@@ -140,10 +130,14 @@ async def test_a_batch_is_not_aborted_while_one_of_its_callers_still_waits(
     blocker = await start_running(core, LONG_TEXTS)
     first = asyncio.create_task(core.infer("e", None, LONG_TEXTS[:half], BULK))
     second = asyncio.create_task(core.infer("e", None, LONG_TEXTS[half:], BULK))
-    await until(lambda: dep.queued == ROWS, "the two requests were not queued")
+    await eventually_async(lambda: dep.queued == ROWS, HANG_GUARD_S, "the two requests to be queued")
     # ... then the blocker's caller leaves: its batch is aborted and the two requests form the next batch.
     await cancelled(blocker)
-    await until(lambda: dep.stats.dequeued_count == before["dequeued"] + 2 * ROWS, "next batch not taken")
+    await eventually_async(
+        lambda: dep.stats.dequeued_count == before["dequeued"] + 2 * ROWS,
+        HANG_GUARD_S,
+        "the next batch to be taken",
+    )
     assert dep.queued == 0 and dep.stats.batch_count == before["batches"]
     assert len(set(aborts)) == 1
 
@@ -169,7 +163,7 @@ async def test_a_request_cancelled_while_queued_never_runs(
     slow = await start_running(core, LONG_TEXTS)  # holds the only allocation
     # Bulk, so it waits: a search query would go to the query runner at once.
     queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"], BULK))
-    await until(lambda: dep.queued == 1, "the small request was not queued")
+    await eventually_async(lambda: dep.queued == 1, HANG_GUARD_S, "the small request to be queued")
     await cancelled(queued)
     # The slow batch was still running, so the allocation could not have taken the abandoned request.
     assert not slow.done() and dep.stats.batch_count == before["batches"]
@@ -196,7 +190,7 @@ async def test_callers_that_leave_are_counted_as_dropped(core: InferenceCore) ->
     slow = await start_running(core, LONG_TEXTS)
     # Bulk, so it waits: a search query would go to the query runner at once.
     queued = asyncio.create_task(core.infer("e", None, ["queued and then abandoned"], BULK))
-    await until(lambda: dep.queued == 1, "the small request was not queued")
+    await eventually_async(lambda: dep.queued == 1, HANG_GUARD_S, "the small request to be queued")
     await cancelled(queued)
     await cancelled(slow)
     assert dep.stats.dropped_count == before + 1 + ROWS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from elser_server.core.events import AllocationCause, Phase
 from elser_server.core.service import InferenceCore
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import AdaptiveAllocations
-from support import make_core
+from support import eventually_async, make_core, put_body
 
 
 def test_kalman_filter_converges_and_follows_jumps() -> None:
@@ -94,26 +93,16 @@ async def adaptive_core(tiny_repository: Path, tmp_path: Path):  # type: ignore[
 
 
 async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_core: InferenceCore) -> None:
-    body = {
-        "service": "elasticsearch",
-        "service_settings": {
-            "model_id": ".elser_model_2",
-            "num_threads": 1,
-            "adaptive_allocations": {
-                "enabled": True,
-                "min_number_of_allocations": 0,
-                "max_number_of_allocations": 2,
-            },
-        },
-    }
+    body = put_body(
+        adaptive_allocations={"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2}
+    )
     await adaptive_core.put_endpoint("auto", "sparse_embedding", body)
     events = adaptive_core.watch_deployment("auto")
     first = await anext(events)
     assert first.phase in (Phase.STARTED, Phase.FULLY_ALLOCATED)
-    deadline = time.monotonic() + 10
-    while adaptive_core.deployment("auto").allocation_count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert adaptive_core.deployment("auto").allocation_count == 0
+    deployment = adaptive_core.deployment("auto")
+    assert deployment is not None
+    await eventually_async(lambda: deployment.allocation_count == 0, 30, "the scale to zero")
     results = await adaptive_core.infer("auto", None, ["wake up"])
     assert len(results) == 1 and len(results[0].token_ids) > 0
     causes = []
@@ -123,5 +112,5 @@ async def test_scale_to_zero_then_next_request_is_queued_and_served(adaptive_cor
             if event.cause is AllocationCause.SCALE_FROM_ZERO and event.current_allocations == 1:
                 break
     assert AllocationCause.SCALE_TO_ZERO in causes
-    (listed,) = adaptive_core.get_endpoints("auto")
+    (listed,) = await adaptive_core.get_endpoints("auto")
     assert listed.service_settings.adaptive_allocations is not None

@@ -13,21 +13,12 @@ from pathlib import Path
 
 from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
 from elser_server.core.types import InferOptions, Priority
-from support import make_core
+from support import eventually_async, make_core, put_body
 
 HANG_GUARD_S = 60.0  # only against hangs: the test waits for the event, it never asserts on timing
-BODY = {
-    "service": "elasticsearch",
-    "service_settings": {
-        "model_id": ".elser_model_2",
-        "num_threads": 1,
-        "adaptive_allocations": {
-            "enabled": True,
-            "min_number_of_allocations": 1,
-            "max_number_of_allocations": 2,
-        },
-    },
-}
+BODY = put_body(
+    adaptive_allocations={"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 2}
+)
 
 
 async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
@@ -54,13 +45,11 @@ async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
         assert first.current_allocations == 1
 
         # Control: idle, the scaler ticks (it has a rate estimate and samples again) and keeps the min.
-        ticks: set[float] = set()
-        async with asyncio.timeout(HANG_GUARD_S):
-            while len(ticks) < 4:
-                scaler = core._allocator._scalers.get("auto")
-                if scaler is not None and scaler.rate.has_value and scaler._baseline is not None:
-                    ticks.add(scaler._baseline.at)
-                await asyncio.sleep(0.02)
+        def ticked_with_an_estimate() -> bool:
+            scaler = core.adaptive_scaler("auto")
+            return scaler is not None and scaler.rate.has_value and scaler.observations >= 5
+
+        await eventually_async(ticked_with_an_estimate, HANG_GUARD_S, "five ticks of the scaler")
         assert deployment.target_allocations == 1 and deployment.allocation_count == 1
 
         texts = [f"sustained load text number {i} " * 12 for i in range(16)]
@@ -98,7 +87,7 @@ async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
         report = core.deployment_stats("auto")
         assert report.snapshot.cause is AllocationCause.ADAPTIVE_SCALE_UP
         assert (report.snapshot.target_allocations, report.snapshot.current_allocations) == (2, 2)
-        (listed,) = core.get_endpoints("auto")
+        (listed,) = await core.get_endpoints("auto")
         assert listed.service_settings.num_allocations == 2  # GET shows the live count
         assert listed.service_settings.adaptive_allocations is not None
         # never beyond the max, however long the load lasted

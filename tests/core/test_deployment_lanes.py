@@ -13,6 +13,7 @@ from elser_server.core.types import Priority
 from elser_server.model.package import ModelPackage
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
+from support import eventually_async
 
 BACKLOG = 600
 
@@ -42,9 +43,8 @@ async def test_query_overtakes_a_bulk_backlog_older_than_the_aging_limit(
             tokenizer.encode_batch(texts), priority=Priority.BULK, deadline=deadline, options=RowOptions()
         )
     )
-    while dep.stats.batch_count < 2:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)  # the backlog's head is now older than BULK_MAX_WAIT_S
+    await eventually_async(lambda: dep.stats.batch_count >= 2, 120, "the backlog to be served")
+    await asyncio.sleep(0.1)  # the clock is the condition: the backlog's head gets older than BULK_MAX_WAIT_S
     (row,) = await dep.embed(
         tokenizer.encode_batch(["what is a dog"]),
         priority=Priority.INTERACTIVE,

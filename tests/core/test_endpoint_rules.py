@@ -1,5 +1,5 @@
-"""ES endpoint semantics (core/endpoint_rules.py, core/update_rules.py, core/defaults.py): every PUT, _update
-and task-type rule with ES's exact texts, types and statuses."""
+"""ES endpoint semantics (core/endpoint_rules.py): every PUT and task-type rule with ES's exact texts, types and
+statuses. _update is in test_update_rules.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from typing import Any
 
 import pytest
 from elser_server.core import endpoint_rules
-from elser_server.core.defaults import (
-    DEFAULT_ELSER_MODEL_ID,
-    ELSER_MODEL_IDS,
-    RESERVED_ENDPOINT_IDS,
-    default_endpoint,
-)
+from elser_server.core.defaults import DEFAULT_ELSER_MODEL_ID, default_endpoint
 from elser_server.core.endpoint_rules import (
     ELSER_SERVICE_WARNING,
     NULL_MODEL_ID_WARNING,
@@ -23,8 +18,9 @@ from elser_server.core.endpoint_rules import (
     validate_deployment_settings,
 )
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.types import AdaptiveAllocations, Endpoint, ServiceSettings, TaskType
-from elser_server.core.update_rules import parse_update_request
+from elser_server.core.types import AdaptiveAllocations, ServiceSettings, TaskType
+from support import ELSER_PUT_BODY
+from support import validation_failed as vf
 
 DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
 _DROP = object()
@@ -51,10 +47,6 @@ def put_error(body_: object, inference_id: str = "my-id", url: str | None = "spa
     with pytest.raises(ElserError) as info:
         parse_put_request(inference_id, url, body_)
     return info.value
-
-
-def vf(*messages: str) -> str:
-    return "Validation Failed: " + "".join(f"{i}: {m};" for i, m in enumerate(messages, 1))
 
 
 def id_msg(inference_id: str) -> str:
@@ -218,10 +210,11 @@ PUT_ERRORS: list[tuple[str, str, str | None, object, str, str, str, str]] = [
         "sparse_embedding",
         with_top({"service": "elser", "foo": {"a": [1, True, None, 1.5, 1e10]}, "bar": 2}),
         SE,
-        "Model configuration contains settings [{foo={a=[1, true, null, 1.5, 1.0E10]}, bar=2}] unknown to "
+        # ES parses bodies into HashMaps: keys print in hash order.
+        "Model configuration contains settings [{bar=2, foo={a=[1, true, null, 1.5, 1.0E10]}}] unknown to "
         "the [elasticsearch] service",
         "UNKNOWN_SETTINGS",
-        "foo",
+        "bar",
     ),
     (
         "service-settings-missing",
@@ -635,11 +628,7 @@ def test_valid_ids(inference_id: str) -> None:
 
 
 def test_seed_legacy_elser_body() -> None:
-    parsed = parse_put_request(
-        "my-elser-model",
-        "sparse_embedding",
-        {"service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}},
-    )
+    parsed = parse_put_request("my-elser-model", "sparse_embedding", ELSER_PUT_BODY)
     assert parsed.endpoint.to_dict() == {
         "inference_id": "my-elser-model",
         "task_type": "sparse_embedding",
@@ -752,26 +741,6 @@ def test_validate_deployment_settings_collects_in_es_order() -> None:
         )
 
 
-def test_default_endpoint() -> None:
-    assert default_endpoint().to_dict() == {
-        "inference_id": ".elser-2-elasticsearch",
-        "task_type": "sparse_embedding",
-        "service": "elasticsearch",
-        "service_settings": {
-            "num_threads": 1,
-            "model_id": DEFAULT_ELSER_MODEL_ID,
-            "adaptive_allocations": {
-                "enabled": True,
-                "min_number_of_allocations": 0,
-                "max_number_of_allocations": 32,
-            },
-        },
-        "chunking_settings": DEFAULT_CHUNKING,
-    }
-    assert ".elser-2-elasticsearch" in RESERVED_ENDPOINT_IDS
-    assert DEFAULT_ELSER_MODEL_ID in ELSER_MODEL_IDS
-
-
 @pytest.mark.parametrize("requested", [None, TaskType.ANY, TaskType.SPARSE_EMBEDDING])
 def test_task_type_checks_pass(requested: TaskType | None) -> None:
     check_task_type(default_endpoint(), requested)
@@ -796,176 +765,3 @@ def test_task_type_checks_fail() -> None:
         "Incompatible task_type, the requested type [rerank] does not match the model type [sparse_embedding]"
     )
     assert info.value.code is Code.FAILED_PRECONDITION
-
-
-# --- _update ---
-
-FIXED = parse_put_request("up", "sparse_embedding", body()).endpoint
-ADAPTIVE = parse_put_request(
-    "up",
-    "sparse_embedding",
-    body(
-        num_allocations=_DROP,
-        adaptive_allocations={
-            "enabled": True,
-            "min_number_of_allocations": 1,
-            "max_number_of_allocations": 4,
-        },
-    ),
-).endpoint
-
-
-def ss_of(endpoint: Any) -> dict[str, Any]:
-    out: dict[str, Any] = endpoint.to_dict()["service_settings"]
-    return out
-
-
-def test_update_num_allocations() -> None:
-    updated = parse_update_request(FIXED, None, {"service_settings": {"num_allocations": 4}})
-    assert ss_of(updated) == {"num_allocations": 4, "num_threads": 1, "model_id": ".elser_model_2"}
-    assert updated.chunking_settings == FIXED.chunking_settings
-
-
-def test_update_enables_adaptive_and_keeps_allocations() -> None:
-    updated = parse_update_request(
-        FIXED, "sparse_embedding", {"service_settings": {"adaptive_allocations": {"enabled": True}}}
-    )
-    assert ss_of(updated)["num_allocations"] == 1
-    assert ss_of(updated)["adaptive_allocations"] == {"enabled": True}
-
-
-def test_update_merges_adaptive_field_by_field() -> None:
-    updated = parse_update_request(
-        ADAPTIVE, None, {"service_settings": {"adaptive_allocations": {"max_number_of_allocations": 8}}}
-    )
-    assert ss_of(updated)["adaptive_allocations"] == {
-        "enabled": True,
-        "min_number_of_allocations": 1,
-        "max_number_of_allocations": 8,
-    }
-    reset = parse_update_request(
-        ADAPTIVE, None, {"service_settings": {"adaptive_allocations": {"min_number_of_allocations": -1}}}
-    )
-    assert ss_of(reset)["adaptive_allocations"] == {"enabled": True, "max_number_of_allocations": 4}
-    disabled = parse_update_request(
-        ADAPTIVE,
-        None,
-        {"service_settings": {"num_allocations": 3, "adaptive_allocations": {"enabled": False}}},
-    )
-    assert ss_of(disabled)["num_allocations"] == 3
-    assert ss_of(disabled)["adaptive_allocations"]["enabled"] is False
-
-
-def test_update_task_settings_only_is_a_no_op() -> None:
-    assert parse_update_request(FIXED, None, {"task_settings": {}}) == FIXED
-
-
-def update_error(existing: Any, url: str | None, body_: object, **kw: Any) -> ElserError:
-    with pytest.raises(ElserError) as info:
-        parse_update_request(existing, url, body_, **kw)
-    return info.value
-
-
-@pytest.mark.parametrize(
-    ("url", "body_"),
-    [("text_embedding", {"service_settings": {"num_allocations": 2}}), (None, {"task_type": "rerank"})],
-)
-def test_update_task_type_must_match(url: str | None, body_: dict[str, Any]) -> None:
-    err = update_error(FIXED, url, body_)
-    assert err.reason == "Task type must match the task type of the existing endpoint"
-    assert (err.code, err.es_type, err.http_status) == (Code.FAILED_PRECONDITION, SE, 400)
-
-
-def test_update_unknown_url_task_type() -> None:
-    assert update_error(FIXED, "bad", {}).reason == "Unknown task_type [bad]"
-
-
-def test_update_failed_to_parse() -> None:
-    err = update_error(FIXED, None, {"service_settings": {"num_allocations": "2"}})
-    assert (
-        err.reason == "Failed to parse [num_allocations] of update request "
-        '[{"service_settings":{"num_allocations":"2"}}]'
-    )
-    assert (err.es_type, err.error_reason) == (SE, "INVALID_UPDATE")
-    raw = '{ "service_settings": { } }'
-    assert update_error(FIXED, None, {"service_settings": {}}, raw_body=raw).reason == (
-        f"Failed to parse [num_allocations] of update request [{raw}]"
-    )
-    assert update_error(FIXED, None, {}).reason == "Failed to parse [num_allocations] of update request [{}]"
-
-
-@pytest.mark.parametrize(
-    ("existing", "body_", "reason"),
-    [
-        (
-            FIXED,
-            {"service_settings": {"num_allocations": 0}},
-            vf("[service_settings] Invalid value [0]. [num_allocations] must be a positive integer"),
-        ),
-        (
-            ADAPTIVE,
-            {"service_settings": {"num_allocations": 2}},
-            vf("[number_of_allocations] cannot be set if adaptive allocations is enabled"),
-        ),
-        (
-            ADAPTIVE,
-            {"service_settings": {"adaptive_allocations": {"min_number_of_allocations": 9}}},
-            vf("[min_number_of_allocations] must not be larger than [max_number_of_allocations]"),
-        ),
-        (
-            FIXED,
-            {
-                "service_settings": {"num_allocations": 2, "num_threads": 2, "model_id": "x"},
-                "chunking_settings": {},
-            },
-            vf(
-                "[chunking_settings] cannot be updated",
-                "[num_threads] cannot be updated",
-                "[model_id] cannot be updated",
-            ),
-        ),
-        (
-            FIXED,
-            {"service_settings": {"adaptive_allocations": {"foo": 1}}},
-            vf("[adaptive_allocations] does not allow the setting [foo]"),
-        ),
-    ],
-)
-def test_update_validation(existing: Any, body_: dict[str, Any], reason: str) -> None:
-    err = update_error(existing, None, body_)
-    assert (err.reason, err.es_type, err.code, err.http_status) == (reason, VE, Code.INVALID_ARGUMENT, 400)
-
-
-@pytest.mark.parametrize(
-    "endpoint",
-    [
-        default_endpoint(),
-        FIXED,
-        ADAPTIVE,
-        parse_put_request(
-            "w",
-            "sparse_embedding",
-            with_top(
-                {
-                    "chunking_settings": {
-                        "strategy": "recursive",
-                        "max_chunk_size": 50,
-                        "separator_group": "markdown",
-                    }
-                }
-            ),
-        ).endpoint,
-        parse_put_request(
-            "n", "sparse_embedding", with_top({"chunking_settings": {"strategy": "none"}})
-        ).endpoint,
-    ],
-)
-def test_endpoint_from_dict_round_trip(endpoint: Any) -> None:
-    restored = Endpoint.from_dict(endpoint.to_dict())
-    assert restored.to_dict() == endpoint.to_dict()
-    assert restored.chunking_settings == endpoint.chunking_settings
-
-
-def test_endpoint_from_dict_without_chunking() -> None:
-    legacy = {k: v for k, v in FIXED.to_dict().items() if k != "chunking_settings"}
-    assert Endpoint.from_dict(legacy).chunking_settings is None

@@ -9,23 +9,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.events import Phase
+from elser_server.core.events import DeploymentEvent, Phase
 from elser_server.core.service import InferenceCore
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
 from serverprocess import SlowRepository
-from support import make_core
-
-BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
+from support import PUT_BODY, eventually_async, make_core, put_body
 
 
 @pytest.fixture
@@ -37,13 +31,14 @@ def repo_server(tiny_repository: Path, tmp_path: Path) -> Iterator[SlowRepositor
     server.close()
 
 
-async def watch_until_registered(core: InferenceCore, inference_id: str) -> AsyncIterator[object]:
-    for _ in range(500):
+async def watch_when_registered(core: InferenceCore, inference_id: str) -> AsyncIterator[DeploymentEvent]:
+    def watch() -> AsyncIterator[DeploymentEvent] | None:
         try:
             return core.watch_deployment(inference_id)
         except ElserError:
-            await asyncio.sleep(0.01)
-    raise AssertionError("deployment never appeared")
+            return None  # the PUT has not registered its deployment yet
+
+    return await eventually_async(watch, what=f"the deployment of [{inference_id}] to appear")
 
 
 async def test_download_progress_is_watchable(repo_server: SlowRepository, tmp_path: Path) -> None:
@@ -51,11 +46,11 @@ async def test_download_progress_is_watchable(repo_server: SlowRepository, tmp_p
     core = make_core(repo_server.url, tmp_path)
     await core.start()
     try:
-        put = asyncio.create_task(core.put_endpoint("dl", "sparse_embedding", BODY))
-        events = await watch_until_registered(core, "dl")
+        put = asyncio.create_task(core.put_endpoint("dl", "sparse_embedding", PUT_BODY))
+        events = await watch_when_registered(core, "dl")
         seen = []
         async with asyncio.timeout(60):
-            async for event in events:  # type: ignore[attr-defined]
+            async for event in events:
                 seen.append(event)
                 if event.phase is Phase.FULLY_ALLOCATED:
                     break
@@ -79,12 +74,12 @@ async def test_corrupt_file_fails_with_checksum_reason_then_retry_succeeds(
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:
-            await core.put_endpoint("c", "sparse_embedding", BODY)
+            await core.put_endpoint("c", "sparse_embedding", PUT_BODY)
         assert "corrupt" in exc.value.reason and "sha256" in exc.value.reason
         assert not (tmp_path / "models" / "elser_model_2").exists()  # nothing installed
-        assert "c" not in [e.inference_id for e in core.get_endpoints()]
+        assert "c" not in [e.inference_id for e in await core.get_endpoints()]
         onnx.write_bytes(good)
-        put = await core.put_endpoint("c", "sparse_embedding", BODY)
+        put = await core.put_endpoint("c", "sparse_embedding", PUT_BODY)
         assert put.endpoint.inference_id == "c"
         assert len(await core.infer("c", None, ["fixed"])) == 1
     finally:
@@ -97,7 +92,7 @@ async def test_missing_model_is_not_found(repo_server: SlowRepository, tmp_path:
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:
-            await core.put_endpoint("m", "sparse_embedding", BODY)
+            await core.put_endpoint("m", "sparse_embedding", PUT_BODY)
         assert exc.value.code is Code.NOT_FOUND
         assert exc.value.reason == "Could not deploy model [.elser_model_2] as the model cannot be found."
     finally:
@@ -110,8 +105,8 @@ async def test_concurrent_puts_download_once(repo_server: SlowRepository, tmp_pa
     await core.start()
     try:
         results = await asyncio.gather(
-            core.put_endpoint("one", "sparse_embedding", BODY),
-            core.put_endpoint("two", "sparse_embedding", BODY),
+            core.put_endpoint("one", "sparse_embedding", PUT_BODY),
+            core.put_endpoint("two", "sparse_embedding", PUT_BODY),
         )
         assert [r.endpoint.inference_id for r in results] == ["one", "two"]
         assert repo_server.hits["elser_model_2.model.onnx"] == 1
@@ -127,7 +122,7 @@ async def test_put_timeout_on_slow_repository_is_408_and_deployment_starts_later
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:
-            await core.put_endpoint("slow", "sparse_embedding", BODY, timeout_s=1.0)
+            await core.put_endpoint("slow", "sparse_embedding", PUT_BODY, timeout_s=1.0)
         assert exc.value.http_status == 408
         assert exc.value.reason == (
             "Timed out after [1s] waiting for model deployment to start. "
@@ -138,7 +133,7 @@ async def test_put_timeout_on_slow_repository_is_408_and_deployment_starts_later
             async for event in events:
                 if event.phase is Phase.FULLY_ALLOCATED:
                     break
-        put = await core.put_endpoint("slow", "sparse_embedding", BODY, timeout_s=1.0)
+        put = await core.put_endpoint("slow", "sparse_embedding", PUT_BODY, timeout_s=1.0)
         assert put.endpoint.inference_id == "slow"
     finally:
         await core.close()
@@ -155,10 +150,13 @@ async def test_killed_download_leaves_nothing_that_is_used(
     )
     proc = subprocess.Popen([sys.executable, "-c", script, repo_server.url, str(cache)])
     try:
-        deadline = time.monotonic() + 30
-        while repo_server.hits["elser_model_2.model.onnx"] == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # well inside the model file
+        # Killed well inside the model file: part of it is on disk, in the install's temp directory.
+        partial = ".elser_model_2.*/model.onnx"
+        await eventually_async(
+            lambda: any(f.stat().st_size > 0 for f in cache.glob(partial)),
+            30,
+            "part of the model file on disk",
+        )
         assert proc.poll() is None, "the download finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         await asyncio.to_thread(proc.wait)
@@ -176,29 +174,17 @@ async def test_close_cancels_a_running_download(repo_server: SlowRepository, tmp
     repo_server.delay_s = 0.3  # the model file would take several seconds more
     core = make_core(repo_server.url, tmp_path)
     await core.start()
-    put = asyncio.create_task(core.put_endpoint("m", "sparse_embedding", BODY, timeout_s=120))
-    async with asyncio.timeout(30):
-        while repo_server.onnx_bytes_sent == 0:
-            await asyncio.sleep(0.02)
+    put = asyncio.create_task(core.put_endpoint("m", "sparse_embedding", PUT_BODY, timeout_s=120))
+    await eventually_async(lambda: repo_server.onnx_bytes_sent > 0, 30, "the model download to start")
     await core.close()
     with pytest.raises((ElserError, asyncio.CancelledError)):
         await put
     cache = tmp_path / "models"
-    async with asyncio.timeout(30):  # the install thread stops at its next read and removes its temp dir
-        while any(cache.glob(".elser_model_2.*")):
-            await asyncio.sleep(0.05)
+    # the install thread stops at its next read and removes its temp dir
+    await eventually_async(lambda: not any(cache.glob(".elser_model_2.*")), 30, "the temp dir to go")
     assert not (cache / "elser_model_2").exists()
     size = (repo_server.root / "elser_model_2.model.onnx").stat().st_size
     assert repo_server.onnx_bytes_sent < size
-
-
-def settings_body(num_allocations: int, num_threads: int) -> dict[str, object]:
-    service_settings = {
-        "model_id": ".elser_model_2",
-        "num_allocations": num_allocations,
-        "num_threads": num_threads,
-    }
-    return {**BODY, "service_settings": service_settings}
 
 
 async def test_put_after_a_timed_out_put_applies_its_own_settings(
@@ -209,18 +195,26 @@ async def test_put_after_a_timed_out_put_applies_its_own_settings(
     await core.start()
     try:
         with pytest.raises(ElserError) as exc:
-            await core.put_endpoint("e", "sparse_embedding", settings_body(1, 1), timeout_s=0.2)
+            await core.put_endpoint(
+                "e", "sparse_embedding", put_body(num_allocations=1, num_threads=1), timeout_s=0.2
+            )
         assert exc.value.http_status == 408
         # Same model and threads, more allocations: the starting deployment is reused and scaled.
-        put = await core.put_endpoint("e", "sparse_embedding", settings_body(2, 1), timeout_s=60)
+        put = await core.put_endpoint(
+            "e", "sparse_embedding", put_body(num_allocations=2, num_threads=1), timeout_s=60
+        )
         assert put.endpoint.service_settings.num_allocations == 2
         assert core.deployment_stats("e").snapshot.target_allocations == 2
         await core.delete_endpoint("e")
 
         with pytest.raises(ElserError):
-            await core.put_endpoint("t", "sparse_embedding", settings_body(1, 1), timeout_s=0)
+            await core.put_endpoint(
+                "t", "sparse_embedding", put_body(num_allocations=1, num_threads=1), timeout_s=0
+            )
         # Other threads per allocation: the new PUT wins with a deployment of its own.
-        await core.put_endpoint("t", "sparse_embedding", settings_body(1, 2), timeout_s=60)
+        await core.put_endpoint(
+            "t", "sparse_embedding", put_body(num_allocations=1, num_threads=2), timeout_s=60
+        )
         assert core.deployment_stats("t").threads_per_allocation == 2
     finally:
         await core.close()

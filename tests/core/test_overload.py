@@ -20,7 +20,7 @@ from elser_client import AsyncElserClient, ElserClientError, ResourceExhausted
 from elser_client.client import endpoint_config
 from elser_client.errors import error_from_rpc
 from elser_server.transport.grpc.server import GrpcTransport
-from support import make_core, make_slow_repository, server_settings
+from support import eventually_async, make_core, make_slow_repository, server_settings
 
 CAPACITY = 50
 TEXT = " ".join(f"word{i % 53} token{i % 17}" for i in range(16))  # about 130 word pieces
@@ -122,9 +122,18 @@ async def test_cancelled_calls_free_their_queued_work(target: str) -> None:
             infer(inference_service_pb2.InferRequest(inference_id="busy", input=[f"{i} {TEXT}"] * 4))
             for i in range(CAPACITY // 4)
         ]
+
+        async def queued() -> int:
+            return int((await stats_of(request)).stats.queued)
+
+        async def holds_the_work() -> bool:
+            return await queued() >= CAPACITY // 2
+
+        async def drained() -> bool:
+            return await queued() == 0
+
         # Wait until the server holds the work, then walk away from every call.
-        while (await stats_of(request)).stats.queued < CAPACITY // 2:
-            await asyncio.sleep(0.01)
+        await eventually_async(holds_the_work, 60, "the calls' texts in the queue")
         for call in calls:
             call.cancel()
         cancelled = 0
@@ -135,8 +144,7 @@ async def test_cancelled_calls_free_their_queued_work(target: str) -> None:
                 cancelled += 1
         assert cancelled > 0
         # The queue drains without running the abandoned texts: far fewer inferences than texts offered.
-        while (await stats_of(request)).stats.queued > 0:
-            await asyncio.sleep(0.01)
+        await eventually_async(drained, 60, "the queue to drain")
         stats = (await stats_of(request)).stats
         assert stats.inference_count < 4 * len(calls)
         (embedding,) = (

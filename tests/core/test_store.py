@@ -17,18 +17,12 @@ from elser_server.core.endpoint_rules import parse_put_request
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.store import EndpointStore, SqliteEndpointStore
 from elser_server.core.types import Endpoint
+from support import put_body
 
 
 def endpoint(inference_id: str, num_allocations: int = 1) -> Endpoint:
-    body = {
-        "service": "elasticsearch",
-        "service_settings": {
-            "model_id": ".elser_model_2",
-            "num_threads": 2,
-            "num_allocations": num_allocations,
-        },
-        "chunking_settings": {"strategy": "word", "max_chunk_size": 100, "overlap": 20},
-    }
+    body = put_body(num_threads=2, num_allocations=num_allocations)
+    body["chunking_settings"] = {"strategy": "word", "max_chunk_size": 100, "overlap": 20}
     return parse_put_request(inference_id, "sparse_embedding", body).endpoint
 
 

@@ -13,15 +13,11 @@ import pytest
 from elser_server.core.errors import Code, ElserError
 from elser_server.core.events import WATCHER_QUEUE_SIZE, AllocationCause, DeploymentEvent, Phase
 from elser_server.core.service import InferenceCore
-from support import make_core
+from support import PUT_BODY, make_core
 
 LIMITS = {"max_inputs_per_request": 64, "max_input_bytes": 200_000}
 
 HANG_GUARD_S = 60.0  # only against hangs: nothing here asserts on timing
-BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
 
 
 @pytest.fixture
@@ -58,12 +54,12 @@ def is_final(event: DeploymentEvent, inference_id: str) -> bool:
 async def test_deleting_the_endpoint_sends_a_final_stopped_event_and_ends_the_stream(
     core: InferenceCore,
 ) -> None:
-    await core.put_endpoint("w", "sparse_embedding", BODY)
+    await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
     stream, first = await subscribe(core, "w")
     assert first.phase is Phase.FULLY_ALLOCATED
     assert (first.target_allocations, first.current_allocations) == (1, 1)
     reader = asyncio.create_task(read_to_end(stream))
-    await asyncio.sleep(0)  # the reader waits on the watcher's queue
+    await asyncio.sleep(0)  # one pass of the loop: the reader runs up to its wait on the watcher's queue
 
     assert (await core.delete_endpoint("w")).acknowledged
     events = await reader  # the stream ended on its own (StopAsyncIteration), no cancellation needed
@@ -75,7 +71,7 @@ async def test_deleting_the_endpoint_sends_a_final_stopped_event_and_ends_the_st
         Phase.STOPPING in phases[:-1]
     )  # the deployment stopped first, then the final event closed the stream
     assert phases.index(Phase.STOPPING) < len(phases) - 1
-    assert "w" not in core._events._subscribers  # the hub keeps nothing for a deleted endpoint
+    assert core.watch_backlogs("w") == []  # no watch is left open on a deleted endpoint
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
     with pytest.raises(ElserError) as exc:
@@ -84,7 +80,7 @@ async def test_deleting_the_endpoint_sends_a_final_stopped_event_and_ends_the_st
 
 
 async def test_update_num_allocations_is_a_user_update_event_and_shows_in_stats(core: InferenceCore) -> None:
-    await core.put_endpoint("w", "sparse_embedding", BODY)
+    await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
     before = core.deployment_stats("w").snapshot
     assert (before.target_allocations, before.current_allocations) == (1, 1)
     stream, _ = await subscribe(core, "w")
@@ -106,7 +102,7 @@ async def test_update_num_allocations_is_a_user_update_event_and_shows_in_stats(
     assert report.snapshot.phase is Phase.FULLY_ALLOCATED
     assert report.snapshot.cause is AllocationCause.USER_UPDATE
     assert (report.snapshot.target_allocations, report.snapshot.current_allocations) == (2, 2)
-    (listed,) = core.get_endpoints("w")
+    (listed,) = await core.get_endpoints("w")
     assert listed.service_settings.num_allocations == 2
     # both allocations serve
     assert len(await core.infer("w", None, [f"text {i}" for i in range(20)])) == 20
@@ -127,7 +123,7 @@ async def test_update_beyond_the_processors_is_partially_allocated_with_a_reason
     core = make_core(tiny_repository, tmp_path, **LIMITS, processors=1)
     await core.start()
     try:
-        await core.put_endpoint("w", "sparse_embedding", BODY)
+        await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
         stream, _ = await subscribe(core, "w")
         await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 2}})
         async with asyncio.timeout(HANG_GUARD_S):
@@ -145,7 +141,7 @@ async def test_update_beyond_the_processors_is_partially_allocated_with_a_reason
 
 
 async def test_slow_watcher_does_not_block_and_reads_only_the_newest_snapshots(core: InferenceCore) -> None:
-    await core.put_endpoint("w", "sparse_embedding", BODY)
+    await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
     fast, _ = await subscribe(core, "w")
     fast_reader = asyncio.create_task(read_to_end(fast))
     slow, _ = await subscribe(core, "w")  # subscribed, then not read while the events below are published
@@ -154,8 +150,9 @@ async def test_slow_watcher_does_not_block_and_reads_only_the_newest_snapshots(c
         for _ in range(30):
             await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 2}})
             await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 1}})
-    sizes = [s.queue.qsize() for s in core._events._subscribers["w"]]
-    assert max(sizes) == WATCHER_QUEUE_SIZE  # the slow watcher's queue is bounded: the oldest were dropped
+    assert (
+        max(core.watch_backlogs("w")) == WATCHER_QUEUE_SIZE
+    )  # the slow watcher's queue is bounded: the oldest were dropped
 
     async with asyncio.timeout(HANG_GUARD_S):
         newest = [await anext(slow) for _ in range(WATCHER_QUEUE_SIZE)]
@@ -183,7 +180,7 @@ async def test_slow_watcher_does_not_block_and_reads_only_the_newest_snapshots(c
 
 
 async def test_fifty_watchers_all_see_the_same_final_event(core: InferenceCore) -> None:
-    await core.put_endpoint("w", "sparse_embedding", BODY)
+    await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
     streams = [(await subscribe(core, "w"))[0] for _ in range(50)]
     readers = [asyncio.create_task(read_to_end(s)) for s in streams]
     await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 2}})
@@ -199,11 +196,11 @@ async def test_fifty_watchers_all_see_the_same_final_event(core: InferenceCore) 
             e.cause is AllocationCause.USER_UPDATE and e.current_allocations == 2 for e in events
         )  # each saw the allocation change too
         assert events == results[0]  # none fell behind: all saw the same sequence
-    assert "w" not in core._events._subscribers
+    assert core.watch_backlogs("w") == []
 
 
 async def test_one_update_sends_each_allocation_change_once(core: InferenceCore) -> None:
-    await core.put_endpoint("w", "sparse_embedding", BODY)
+    await core.put_endpoint("w", "sparse_embedding", PUT_BODY)
     stream, first = await subscribe(core, "w")
     await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 2}})
     await core.update_endpoint("w", None, {"service_settings": {"num_allocations": 1}})

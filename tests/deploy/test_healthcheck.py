@@ -5,7 +5,6 @@ API keys on health)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from elser_server.healthcheck import ProbeSettings, Target, _parser, main, resolve
+from elser_server.healthcheck import ProbeSettings, Target, main, parser, resolve
 from elser_server.settings import Settings
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from serverprocess import ServerProcess
@@ -76,42 +75,37 @@ def test_unreachable_server_is_unhealthy() -> None:
 
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for SERVER_NAME, usable as server, client and CA certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl not found: it generates the test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    crt, key = directory / "tls.crt", directory / "tls.key"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={SERVER_NAME}",
-         "-addext", f"subjectAltName=DNS:{SERVER_NAME}", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return crt, key
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """The server certificate names SERVER_NAME and 127.0.0.1, not localhost."""
+    return make_pki(tmp_path_factory.mktemp("pki"), SERVER_NAME)
 
 
-def test_tls(cert: tuple[Path, Path]) -> None:
-    crt, key = cert
-    server, port = _serve(grpc.ssl_server_credentials([(key.read_bytes(), crt.read_bytes())]))
+def _server_credentials(pki: Pki, *, client_ca: bool = False) -> grpc.ServerCredentials:
+    pair = (pki.server_key.read_bytes(), pki.server_cert.read_bytes())
+    if not client_ca:
+        return grpc.ssl_server_credentials([pair])
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=pki.ca.read_bytes(), require_client_auth=True
+    )
+
+
+def test_tls(pki: Pki) -> None:
+    server, port = _serve(_server_credentials(pki))
     try:
         address = ["--address", f"localhost:{port}"]
-        assert main([*address, "--tls-ca-file", str(crt), "--tls-server-name", SERVER_NAME]) == 0
-        # the system roots do not trust a self-signed certificate
+        assert main([*address, "--tls-ca-file", str(pki.ca), "--tls-server-name", SERVER_NAME]) == 0
+        # the system roots do not trust the test CA
         assert main([*address, "--tls", "--timeout-s", "1"]) == 1
     finally:
         server.stop(None)
 
 
-def test_self_signed_server_cert_from_env_is_the_trust_root(
-    cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    crt, key = cert
-    server, port = _serve(grpc.ssl_server_credentials([(key.read_bytes(), crt.read_bytes())]))
+def test_server_cert_from_env_is_the_trust_root(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, port = _serve(_server_credentials(pki))
     try:
         monkeypatch.setenv("ELSER_GRPC_PORT", str(port))
-        monkeypatch.setenv("ELSER_TLS_CERT_FILE", str(crt))
-        monkeypatch.setenv("ELSER_TLS_KEY_FILE", str(key))
+        monkeypatch.setenv("ELSER_TLS_CERT_FILE", str(pki.server_cert))
+        monkeypatch.setenv("ELSER_TLS_KEY_FILE", str(pki.server_key))
         # the certificate names elser.test, not localhost
         assert main(["--timeout-s", "1"]) == 1
         monkeypatch.setenv("ELSER_HEALTHCHECK_TLS_SERVER_NAME", SERVER_NAME)
@@ -121,28 +115,33 @@ def test_self_signed_server_cert_from_env_is_the_trust_root(
         server.stop(None)
 
 
-def test_mtls(cert: tuple[Path, Path]) -> None:
-    crt, key = cert
-    credentials = grpc.ssl_server_credentials(
-        [(key.read_bytes(), crt.read_bytes())], root_certificates=crt.read_bytes(), require_client_auth=True
-    )
-    server, port = _serve(credentials)
+def test_mtls(pki: Pki) -> None:
+    server, port = _serve(_server_credentials(pki, client_ca=True))
     try:
-        tls = ["--address", f"localhost:{port}", "--tls-ca-file", str(crt), "--tls-server-name", SERVER_NAME]
+        tls = [
+            "--address",
+            f"localhost:{port}",
+            "--tls-ca-file",
+            str(pki.ca),
+            "--tls-server-name",
+            SERVER_NAME,
+        ]
         assert main([*tls, "--timeout-s", "1"]) == 1
-        assert main([*tls, "--tls-cert-file", str(crt), "--tls-key-file", str(key)]) == 0
+        assert (
+            main([*tls, "--tls-cert-file", str(pki.client_cert), "--tls-key-file", str(pki.client_key)]) == 0
+        )
     finally:
         server.stop(None)
 
 
-def test_client_cert_needs_its_key(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_cert_needs_its_key(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit, match="go together"):
-        main(["--tls-cert-file", str(cert[0])])
-    monkeypatch.setenv("ELSER_HEALTHCHECK_CLIENT_CERT_FILE", str(cert[0]))
+        main(["--tls-cert-file", str(pki.client_cert)])
+    monkeypatch.setenv("ELSER_HEALTHCHECK_CLIENT_CERT_FILE", str(pki.client_cert))
     with pytest.raises(SystemExit, match="go together"):
         main([])
     with pytest.raises(SystemExit, match="conflicts"):
-        main(["--no-tls", "--tls-ca-file", str(cert[0])])
+        main(["--no-tls", "--tls-ca-file", str(pki.ca)])
 
 
 @pytest.fixture
@@ -154,7 +153,7 @@ def target(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Target]:
             monkeypatch.delenv(name)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        return resolve(_parser().parse_args(argv), Settings(), ProbeSettings())
+        return resolve(parser().parse_args(argv), Settings(), ProbeSettings())
 
     return resolved
 
@@ -213,11 +212,6 @@ class ProbedServer(ServerProcess):
         command = [sys.executable, "-m", "elser_server.healthcheck", "--service", service, "--timeout-s", "2"]
         probed = subprocess.run(command, env=self.env, capture_output=True, timeout=60)
         return SERVING if probed.returncode == 0 else NOT_SERVING
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

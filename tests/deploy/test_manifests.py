@@ -15,6 +15,7 @@ import pytest
 import yaml
 from elser_server.settings import Settings
 from elser_server.transport.grpc.server import INFERENCE_SERVICE, LIVENESS
+from psycopg.conninfo import conninfo_to_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "kubernetes"
@@ -29,10 +30,27 @@ def _docs(path: Path) -> list[Doc]:
     return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
 
 
-def _one(kind: str) -> Doc:
-    found = [d for p in MANIFESTS for d in _docs(p) if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+def _one(kind: str, name: str | None = None) -> Doc:
+    found = [
+        d for p in MANIFESTS for d in _docs(p) if d["kind"] == kind and name in (None, d["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+POD_NAME = "elser-inference-7d9c8-x2x4q"
+
+
+def _env_value(var: Doc) -> str:
+    """What the kubelet gives the container: a literal, a Secret's key, or the pod's name."""
+    if "value" in var:
+        return str(var["value"])
+    source = var["valueFrom"]
+    if "secretKeyRef" in source:
+        ref = source["secretKeyRef"]
+        return str(_one("Secret", ref["name"])["stringData"][ref["key"]])
+    assert source["fieldRef"]["fieldPath"] == "metadata.name"
+    return POD_NAME
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +70,7 @@ def settings(container: Doc, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings the pod runs with: the manifest's env validated by the real settings class."""
     for name in [n for n in os.environ if n.startswith("ELSER_")]:
         monkeypatch.delenv(name)
-    values = {var["name"].removeprefix("ELSER_").lower(): var["value"] for var in container["env"]}
+    values = {var["name"].removeprefix("ELSER_").lower(): _env_value(var) for var in container["env"]}
     return Settings(**values)
 
 
@@ -67,7 +85,14 @@ def _cpu(quantity: str | int) -> Fraction:
 
 
 def test_manifest_set() -> None:
-    assert {p.name for p in MANIFESTS} == {"deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"}
+    assert {p.name for p in MANIFESTS} == {
+        "deployment.yaml",
+        "service.yaml",
+        "hpa.yaml",
+        "pdb.yaml",
+        "store-secret.yaml",
+        "postgres.yaml",
+    }
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -163,7 +188,7 @@ def test_data_dir_is_a_volume(container: Doc, settings: Settings) -> None:
 
 
 def test_service_ports(container: Doc) -> None:
-    service = _one("Service")
+    service = _one("Service", "elser-inference")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert ports["http"]["appProtocol"] == "http"
@@ -175,7 +200,7 @@ def test_service_ports(container: Doc) -> None:
 def test_selectors_match_pods(deployment: Doc) -> None:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert _one("Service")["spec"]["selector"].items() <= labels.items()
+    assert _one("Service", "elser-inference")["spec"]["selector"].items() <= labels.items()
     assert _one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
@@ -185,3 +210,56 @@ def test_hpa_scales_the_deployment_on_queue_depth(deployment: Doc) -> None:
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     pod_metrics = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     assert pod_metrics == ["elser_queue_depth"]
+
+
+def _volume_file(pod: Doc, container: Doc, path: str) -> tuple[str, str]:
+    """(Secret name, key) of the file at `path` in `container`, mounted from a Secret volume of `pod`."""
+    for mount in container["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            assert mount.get("readOnly") is True
+            (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            (item,) = [i for i in volume["secret"]["items"] if i["path"] == path.removeprefix(prefix)]
+            return volume["secret"]["secretName"], item["key"]
+    raise AssertionError(f"{path} is not mounted")
+
+
+def test_store_url_and_password_come_from_the_secret(
+    deployment: Doc, container: Doc, settings: Settings
+) -> None:
+    (url_var,) = [v for v in container["env"] if v["name"] == "ELSER_STORE_URL"]
+    ref = url_var["valueFrom"]["secretKeyRef"]
+    assert settings.store_url is not None and settings.store_password_file is not None
+    assert ":" not in settings.store_url.removeprefix("postgresql://").split("@")[0]  # no password in the URL
+    pod = deployment["spec"]["template"]["spec"]
+    assert _volume_file(pod, container, str(settings.store_password_file)) == (ref["name"], "password")
+    secret = _one("Secret", ref["name"])
+    assert set(secret["stringData"]) == {"url", "password"}
+
+
+def test_replicas_are_named_after_their_pod(settings: Settings) -> None:
+    assert settings.effective_replica_name == POD_NAME
+
+
+def test_example_postgres_is_what_the_url_names(settings: Settings) -> None:
+    assert settings.store_url is not None
+    params = conninfo_to_dict(settings.store_url)
+    service = _one("Service", params["host"])
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == int(params["port"])
+    statefulset = _one("StatefulSet", "elser-postgres")
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert (
+        service["spec"]["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (postgres,) = statefulset["spec"]["template"]["spec"]["containers"]
+    env = {v["name"]: v["value"] for v in postgres["env"]}
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (params["user"], params["dbname"])
+    assert {p["name"]: p["containerPort"] for p in postgres["ports"]}[port["targetPort"]] == 5432
+    # the server's password is the replicas' password: the same Secret key, as a file
+    password_secret = _volume_file(
+        statefulset["spec"]["template"]["spec"], postgres, env["POSTGRES_PASSWORD_FILE"]
+    )
+    assert password_secret == ("elser-store", "password")
+    assert statefulset["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"

@@ -1,5 +1,5 @@
 """Repository entries converted on install without torch: Hugging Face checkpoints; and the torch-free parts of the
-TorchScript import (tensor names of traced wrappers, ES tokenization settings)."""
+TorchScript import (ES tokenization settings, expansion_type)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from elser_server.model.checkpoint import CheckpointError, load_checkpoint, tiny_vocab
+from elser_server.model.checkpoint import CheckpointError, tiny_vocab
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage, PackageError, file_entries, sha256_file
 from elser_server.model.repository import install
-from elser_server.model.torchscript import BertTokenization, bert_name, bert_weights
+from elser_server.model.torchscript import BertTokenization, expansion_type
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
@@ -91,42 +91,6 @@ def test_hf_entry_must_list_a_checkpoint(tiny_checkpoint: Path, tmp_path: Path) 
         install(repo, ".elser_model_2", tmp_path / "cache")
 
 
-@pytest.mark.parametrize(
-    ("traced", "expected"),
-    [
-        ("_model.bert.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
-        ("_model.cls.predictions.bias", "cls.predictions.bias"),
-        (
-            "module.model.bert.encoder.layer.3.output.LayerNorm.gamma",
-            "encoder.layer.3.output.LayerNorm.weight",
-        ),
-        ("bert.embeddings.LayerNorm.beta", "embeddings.LayerNorm.bias"),
-        ("encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.query.weight"),
-        ("_model.classifier.weight", None),
-        ("cls.seq_relationship.weight", None),
-    ],
-)
-def test_traced_names_map_onto_bert(traced: str, expected: str | None) -> None:
-    assert bert_name(traced) == expected
-
-
-def test_state_dict_of_a_wrapper_maps_and_detects_the_tied_decoder(tiny_checkpoint: Path) -> None:
-    ckpt = load_checkpoint(tiny_checkpoint)
-    state = {f"_model.bert.{k}": v for k, v in ckpt.weights.items() if not k.startswith("cls.")}
-    state |= {f"_model.{k}": v for k, v in ckpt.weights.items() if k.startswith("cls.")}
-    state["_model.bert.embeddings.position_ids"] = np.arange(512, dtype=np.int64)  # a buffer, not a weight
-    weights, tied = bert_weights(state)
-    assert tied and "cls.predictions.decoder.weight" not in weights
-    assert "embeddings.position_ids" not in weights
-    state["_model.cls.predictions.decoder.weight"] = ckpt.weights["cls.predictions.decoder.weight"] + 1
-    assert bert_weights(state)[1] is False
-    del state["_model.bert.encoder.layer.1.output.dense.bias"], state["_model.cls.predictions.bias"]
-    with pytest.raises(
-        CheckpointError, match=r"missing tensors: cls\.predictions\.bias, encoder\.layer\.1\.output"
-    ):
-        bert_weights(state)
-
-
 def test_es_tokenization_settings() -> None:
     vocab = tiny_vocab()
     settings = BertTokenization.from_metadata(
@@ -155,6 +119,19 @@ def test_es_tokenization_settings() -> None:
         BertTokenization.from_metadata(
             {"inference_config": {"text_expansion": {"tokenization": {"roberta": {}}}}}
         )
+
+
+def test_expansion_type_from_the_metadata() -> None:
+    def meta(**task: object) -> dict[str, object]:
+        return {"inference_config": {"text_expansion": {"tokenization": {"bert": {}}, **task}}}
+
+    assert expansion_type(meta()) is None  # eland 9.2 writes none: the output's rank decides
+    assert expansion_type(meta(expansion_type="elser")) == "elser"
+    assert expansion_type(meta(expansion_type="splade")) == "splade"
+    with pytest.raises(
+        CheckpointError, match=r"expansion_type 'dense' is not supported \(expected one of elser, splade\)"
+    ):
+        expansion_type(meta(expansion_type="dense"))
 
 
 def test_pt_checksum_is_checked_before_torch_is_needed(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import re
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,9 @@ NAME = "m.model.onnx"
 class FlakyServer:
     """Serves `files` over loopback HTTP; `plan[name]` lists what the next GETs of `name` do, in order:
     "ok", an HTTP status ("503", "403", ...), "truncate" (full Content-Length, half the body, then close),
-    "reset" (half the body, then a TCP reset), "stall" (half the body, then silence for a while) or
-    "truncate+change" (as truncate, then the file changes on the server). Honours `Range: bytes=N-` (and If-Range)
-    when `ranges`."""
+    "reset" (half the body, then a TCP reset), "stall" (half the body, then silence until the server is closed:
+    only the reader's timeout ends it) or "truncate+change" (as truncate, then the file changes on the server).
+    Honours `Range: bytes=N-` (and If-Range) when `ranges`."""
 
     def __init__(self, files: dict[str, bytes], *, ranges: bool = True) -> None:
         self.files = dict(files)
@@ -40,6 +39,7 @@ class FlakyServer:
         self.etag = '"v1"'
         self.plan: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str | None]] = []  # (name, Range header) per GET
+        self.closing = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -81,7 +81,7 @@ class FlakyServer:
                 if action == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 elif action == "stall":
-                    time.sleep(0.5)
+                    server.closing.wait(60)
                 elif action == "truncate+change":
                     server.etag = '"v2"'
                     server.files[name] = bytes(reversed(server.files[name]))
@@ -96,6 +96,7 @@ class FlakyServer:
         self._thread.start()
 
     def close(self) -> None:
+        self.closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 

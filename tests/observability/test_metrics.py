@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -11,7 +10,7 @@ import pytest
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from prometheus_client.parser import text_string_to_metric_families
-from support import PUT_BODY, running, server_settings
+from support import PUT_BODY, eventually_async, running, server_settings
 
 ENDPOINT = "my-elser"
 INFER = "/elser.v1.InferenceService/Infer"
@@ -68,11 +67,12 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
             "elser_grpc_requests_total",
             frozenset({"method": INFER, "code": "UNAUTHENTICATED"}.items()),
         )
-        for _ in range(200):
-            text, samples = await _scrape(service.metrics_port)
-            if unauthenticated in samples:
-                break
-            await asyncio.sleep(0.05)
+
+        async def recorded() -> bool:
+            return unauthenticated in (await _scrape(service.metrics_port))[1]
+
+        await eventually_async(recorded, 30, "the UNAUTHENTICATED call in the metrics")
+        text, samples = await _scrape(service.metrics_port)
 
     route = "/_inference/{task_type}/{inference_id}"
     assert _value(samples, "elser_http_requests_total", method="PUT", route=route, status="200") == 1

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +15,8 @@ from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import inference_service_pb2 as is_pb2
 from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser.v1 import types_pb2
-from serverprocess import free_port
+from elser_client import endpoint_config
+from serverprocess import ServerFactory
 from support import PUT_BODY, running, server_settings
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
@@ -67,52 +63,22 @@ async def test_grpc_request_ids(tiny_repository: Path, tmp_path: Path) -> None:
         assert GENERATED.fullmatch(str(dict(await plain.initial_metadata())["x-request-id"]))
 
 
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        assert proc.poll() is None, "server exited"
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=0.5)
-                return
-        except grpc.FutureTimeoutError:
-            continue
-    raise AssertionError("server never listened")
-
-
-def test_json_logs_carry_request_ids_into_the_core(tiny_repository: Path, tmp_path: Path) -> None:
-    grpc_port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "ELSER_HOST": "127.0.0.1",
-        "ELSER_GRPC_PORT": str(grpc_port),
-        "ELSER_HTTP_PORT": str(http_port),
-        "ELSER_METRICS_PORT": "0",
-        "ELSER_DATA_DIR": str(tmp_path),
-        "ELSER_MODEL_REPOSITORY": str(tiny_repository),
-        "ELSER_PRELOAD_DEFAULT_ENDPOINT": "false",
-        "ELSER_DRAIN_S": "0",
-        "ELSER_LOG_FORMAT": "json",
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "elser_server"], env=env, stderr=subprocess.PIPE)
-    try:
-        _wait_for_port(proc, grpc_port)
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-            stub = es_grpc.EndpointServiceStub(channel)
-            settings = types_pb2.ServiceSettings(model_id=".elser_model_2", num_allocations=1, num_threads=1)
-            request = es_pb2.PutEndpointRequest(
-                inference_id="logged",
-                task_type=types_pb2.TASK_TYPE_SPARSE_EMBEDDING,
-                endpoint=types_pb2.EndpointConfig(service="elasticsearch", service_settings=settings),
-            )
-            stub.PutEndpoint(request, metadata=(("x-request-id", "put-request-7"),), timeout=60)
-            is_grpc.InferenceServiceStub(channel).Infer(
-                is_pb2.InferRequest(inference_id="logged", input=[SECRET_TEXT]), timeout=30
-            )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    records = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+def test_json_logs_carry_request_ids_into_the_core(start_server: ServerFactory) -> None:
+    server = start_server(ELSER_LOG_FORMAT="json", ELSER_DRAIN_S="0")
+    with grpc.insecure_channel(server.target) as channel:
+        stub = es_grpc.EndpointServiceStub(channel)
+        request = es_pb2.PutEndpointRequest(
+            inference_id="logged",
+            task_type=types_pb2.TASK_TYPE_SPARSE_EMBEDDING,
+            endpoint=endpoint_config(),
+        )
+        stub.PutEndpoint(request, metadata=(("x-request-id", "put-request-7"),), timeout=60)
+        is_grpc.InferenceServiceStub(channel).Infer(
+            is_pb2.InferRequest(inference_id="logged", input=[SECRET_TEXT]), timeout=30
+        )
+    assert server.terminate() == 0
+    output = server.output()
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert records, "no log lines"
     assert all({"timestamp", "level", "logger", "message"} <= r.keys() for r in records)
     tagged = [r for r in records if r.get("request_id") == "put-request-7"]
@@ -120,7 +86,7 @@ def test_json_logs_carry_request_ids_into_the_core(tiny_repository: Path, tmp_pa
     assert access and access[0]["status"] == "OK" and access[0]["rpc_method"].endswith("/PutEndpoint")
     # The deployment the PUT started logs from the core under the PUT's request id.
     assert any(r["logger"].startswith("elser_server.core") for r in tagged)
-    assert SECRET_TEXT not in err.decode()
+    assert SECRET_TEXT not in output
 
 
 @pytest.mark.parametrize("log_bodies", [False, True])

@@ -1,6 +1,8 @@
-"""Malformed traffic against a real server process: ≥ 10,000 hand-built gRPC messages and ≥ 2,000 REST
-requests (seeded). No request may end in INTERNAL/UNKNOWN or HTTP 500, the process must survive, and it
-must still serve afterwards."""
+"""Malformed traffic against a real server process: ≥ 10,000 hand-built gRPC messages (elser.v1, health and
+reflection) and ≥ 2,000 REST requests (seeded), hostile values included: time values past a Java long or a
+double, non-ASCII digits, `filter_path` globs, NaN and infinities in task settings, inference ids of hundreds
+of kilobytes. No request may end in INTERNAL/UNKNOWN or HTTP 500, the process must survive, and it must still
+serve afterwards."""
 
 from __future__ import annotations
 
@@ -16,9 +18,8 @@ import aiohttp
 import grpc
 import pytest
 from elser_client import ElserClient
+from serverprocess import ServerFactory
 from yarl import URL
-
-from reliability.conftest import ServerFactory
 
 SEED = 20240608
 GRPC_REQUESTS = 10_000
@@ -38,7 +39,24 @@ UNARY = (
 )
 SERVER_STREAMING = ("/elser.v1.EndpointService/WatchDeployment", "/elser.v1.InferenceService/InferChunked")
 BIDI = "/elser.v1.InferenceService/InferStream"
-IDS = (ENDPOINT, ENDPOINT, "missing", "", "_all", "*", "UPPER", "a" * 300, ".elser-2-elasticsearch")
+# Not elser.v1 but served on the same port: malformed bytes are the caller's error there too.
+OTHERS = (
+    ("unary", "/grpc.health.v1.Health/Check"),
+    ("stream", "/grpc.health.v1.Health/Watch"),
+    ("bidi", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+)
+IDS = (
+    ENDPOINT,
+    ENDPOINT,
+    "missing",
+    "",
+    "_all",
+    "*",
+    "UPPER",
+    "a" * 300,
+    ".elser-2-elasticsearch",
+    "b" * 300_000,
+)
 
 
 # --- protobuf wire encoding by hand (so anything can be sent: bad UTF-8, wrong wire types, bad enums) ---
@@ -133,6 +151,26 @@ class Fuzzer:
             out += ld(options_field, self.options())
         return out
 
+    def struct(self, depth: int = 0) -> bytes:
+        """A google.protobuf.Struct with hostile numbers (NaN, ±Infinity, huge) and nested values."""
+        r = self.rng
+        out = bytearray()
+        for _ in range(r.randrange(0, 4)):
+            kind = r.randrange(5)
+            if kind == 0 or depth >= 3:
+                number = r.choice([float("nan"), float("inf"), float("-inf"), 1e308, -0.0, 5.0])
+                value = key(2, 1) + struct.pack("<d", number)  # Value.number_value
+            elif kind == 1:
+                value = ld(3, self.text())  # Value.string_value
+            elif kind == 2:
+                value = ld(5, self.struct(depth + 1))  # Value.struct_value
+            elif kind == 3:
+                value = ld(6, ld(1, key(2, 1) + struct.pack("<d", float("nan"))))  # ListValue [NaN]
+            else:
+                value = vi(4, 1)  # Value.bool_value
+            out += ld(1, ld(1, self.text()) + ld(2, value))  # Struct.fields map entry
+        return bytes(out)
+
     def chunking(self) -> bytes:
         r = self.rng
         out = (
@@ -158,6 +196,8 @@ class Fuzzer:
         elif method.endswith(("PutEndpoint", "UpdateEndpoint")):
             settings = vi(2, self.huge_int()) + vi(3, self.huge_int()) + ld(1, self.text())
             config = ld(1, self.text()) + vi(2, r.randrange(-2, 9)) + ld(3, settings) + ld(4, self.chunking())
+            if r.random() < 0.5:
+                config += ld(5, self.struct())  # task_settings
             body = ld(1, self.text()) + vi(2, r.randrange(-2, 9)) + ld(3, config)
         else:
             body = ld(1, self.text()) + vi(2, r.randrange(-3, 10)) + vi(3, r.randrange(0, 3))
@@ -175,26 +215,33 @@ async def grpc_fuzz(target: str, rng: random.Random) -> Counter[str]:
         async with grpc.aio.insecure_channel(target) as channel:
             gate = asyncio.Semaphore(CONCURRENCY)
 
-            def bidi(messages: list[bytes]) -> None:
+            def bidi(method: str, messages: list[bytes]) -> None:
                 # The sync API: grpc.aio's client reports INTERNAL "Internal error from Core" instead of the
                 # server's status when the server ends a stream the client is still writing (grpc/grpc#36066).
-                for _ in sync_channel.stream_stream(BIDI, ident, ident)(iter(messages), timeout=30):
+                for _ in sync_channel.stream_stream(method, ident, ident)(iter(messages), timeout=30):
                     pass
 
             async def one(i: int) -> None:
-                method = rng.choice((*UNARY, *UNARY, *SERVER_STREAMING, BIDI))
-                messages = [fuzz.message(method) for _ in range(rng.randrange(1, 4) if method == BIDI else 1)]
+                kind, method = rng.choice(
+                    (
+                        *(("unary", m) for m in (*UNARY, *UNARY)),
+                        *(("stream", m) for m in SERVER_STREAMING),
+                        ("bidi", BIDI),
+                        *OTHERS,
+                    )
+                )
+                messages = [fuzz.message(method) for _ in range(rng.randrange(1, 4) if kind == "bidi" else 1)]
                 async with gate:
                     try:
-                        if method in UNARY:
+                        if kind == "unary":
                             await channel.unary_unary(method, ident, ident)(messages[0], timeout=30)
-                        elif method in SERVER_STREAMING:
+                        elif kind == "stream":
                             # A watch of a live deployment never ends by itself: read a little, then time out.
                             call = channel.unary_stream(method, ident, ident)(messages[0], timeout=2)
                             async for _ in call:
                                 pass
                         else:
-                            await asyncio.to_thread(bidi, messages)
+                            await asyncio.to_thread(bidi, method, messages)
                         codes["OK"] += 1
                     except (
                         grpc.RpcError
@@ -210,6 +257,17 @@ async def grpc_fuzz(target: str, rng: random.Random) -> Counter[str]:
 
 
 # --- REST -----------------------------------------------------------------------------------------------
+
+HOSTILE_TIMES = (  # URL-encoded where it matters; short enough for a request line
+    "1" + "0" * 400 + "s",
+    "9223372036854775808nanos",
+    "9223372036854775807d",
+    "1e400s",
+    "%C2%B2s",
+    "%D9%A3m",
+    "0x1p3s",
+)
+HOSTILE_FILTERS = ("**." + "*" * 30 + "Z", "*" * 500, ",".join(["**.*a*"] * 40), "-**.*,**")
 
 
 def rest_request(rng: random.Random) -> tuple[str, str, bytes, dict[str, str]]:
@@ -230,14 +288,28 @@ def rest_request(rng: random.Random) -> tuple[str, str, bytes, dict[str, str]]:
     params = [
         (
             rng.choice(["timeout", "pretty", "filter_path", "error_trace", "dry_run", "force", "human", "x"]),
-            rng.choice(["", "true", "maybe", "-1s", "99999999999999d", "1.5", "%FF", "a,b,*.c", "30s"]),
+            rng.choice(
+                [
+                    "",
+                    "true",
+                    "maybe",
+                    "-1s",
+                    "99999999999999d",
+                    "1.5",
+                    "%FF",
+                    "a,b,*.c",
+                    "30s",
+                    *HOSTILE_TIMES,
+                    *HOSTILE_FILTERS,
+                ]
+            ),
         )
         for _ in range(rng.randrange(0, 3))
     ]
     query = "&".join(f"{k}={v}" for k, v in params)
     path = "/" + "/".join(p for p in parts if p) + (f"?{query}" if query else "")
 
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     values: list[object] = [None, True, -1, 2**70, 1e308, "", "x", [], {}, ["a", None], {"a": 1}]
     if kind == 0:
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
@@ -270,6 +342,12 @@ def rest_request(rng: random.Random) -> tuple[str, str, bytes, dict[str, str]]:
         body = b'{"input": ["' + b"w " * rng.randrange(1, 5000) + b'"], "input": 1e999999}'
     elif kind == 6:
         body = json.dumps({"input": ["what is a dog"]}).encode()
+    elif kind == 7:
+        hostile: dict[str, object] = {"input": "x"}
+        hostile[rng.choice(["timeout", "top_n"])] = rng.choice(
+            [*HOSTILE_TIMES, "1" + "0" * 5000 + "ms", "²s", "²", "٣", "1" + "0" * 5000, "NaN"]
+        )
+        body = json.dumps(hostile, ensure_ascii=False).encode()
     else:
         body = b""
     headers = {

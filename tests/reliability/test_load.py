@@ -22,8 +22,8 @@ from elser.v1 import (
 )
 from elser_client import ElserClient
 from google.rpc import code_pb2
-
-from reliability.conftest import ServerFactory
+from serverprocess import ServerFactory
+from support import eventually_async
 
 STEADY_S = float(os.environ.get("ELSER_SOAK_S", "8"))
 MAX_CALLS_PER_WORKER = 100_000  # a hard bound besides the clock
@@ -174,13 +174,25 @@ async def test_cancelled_and_expired_calls_free_their_work(start_server: ServerF
     outcomes: Counter[str] = Counter()
     async with grpc.aio.insecure_channel(server.target) as channel:
         stub = inference_service_pb2_grpc.InferenceServiceStub(channel)
+        stats_of = endpoint_service_pb2_grpc.EndpointServiceStub(channel).GetDeploymentStats
+        stats_request = endpoint_service_pb2.GetDeploymentStatsRequest(inference_id="cancel")
+
+        async def queued() -> int:
+            return int((await stats_of(stats_request, timeout=5)).stats.queued)
+
+        async def holds_a_call() -> bool:
+            return await queued() >= len(texts)
+
+        async def drained() -> bool:
+            return await queued() == 0
+
         request = inference_service_pb2.InferRequest(inference_id="cancel", input=texts)
         calls = []
         for i in range(24):
             # Half expire by deadline, half are cancelled by the client after queueing.
             calls.append(stub.Infer(request, timeout=0.5 if i % 2 else 60))
             submitted += len(texts)
-        await asyncio.sleep(1.0)
+        await eventually_async(holds_a_call, 60, "a whole call's texts in the queue")
         for i, call in enumerate(calls):
             if i % 2 == 0:
                 call.cancel()
@@ -192,16 +204,12 @@ async def test_cancelled_and_expired_calls_free_their_work(start_server: ServerF
                 outcomes["CANCELLED"] += 1
             except grpc.aio.AioRpcError as error:
                 outcomes[error.code().name] += 1
-    assert set(outcomes) <= {"OK", "CANCELLED", "DEADLINE_EXCEEDED"}, outcomes
-    assert outcomes["CANCELLED"] + outcomes["DEADLINE_EXCEEDED"] > 0
+        assert set(outcomes) <= {"OK", "CANCELLED", "DEADLINE_EXCEEDED"}, outcomes
+        assert outcomes["CANCELLED"] + outcomes["DEADLINE_EXCEEDED"] > 0
 
-    # The queue drains back to 0 without running the abandoned texts.
-    for _ in range(600):
-        stats = server.stats("cancel")
-        if stats.queued == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert stats.queued == 0, stats
+        # The queue drains back to 0 without running the abandoned texts.
+        await eventually_async(drained, 60, "the queue to drain")
+    stats = server.stats("cancel")
     assert stats.inference_count < submitted, (stats.inference_count, submitted)
     with ElserClient(server.target) as client:
         assert len(client.infer("cancel", ["later requests are served"])) == 1

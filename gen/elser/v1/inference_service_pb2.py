@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n elser/v1/inference_service.proto\x12\x08\x65lser.v1\x1a\x14\x65lser/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\"\xb7\x01\n\x0cInferRequest\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x03 \x03(\t\x12.\n\rtask_settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\">\n\rInferResponse\x12-\n\nembeddings\x18\x01 \x03(\x0b\x32\x19.elser.v1.SparseEmbedding\"\xa5\x01\n\x12InferStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\x14\n\x0cinference_id\x18\x02 \x01(\t\x12%\n\ttask_type\x18\x03 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x04 \x03(\t\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\"\x7f\n\x13InferStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12-\n\nembeddings\x18\x02 \x03(\x0b\x32\x19.elser.v1.SparseEmbedding\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\xc5\x01\n\x13InferChunkedRequest\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x03 \x03(\t\x12\x35\n\x11\x63hunking_settings\x18\x04 \x01(\x0b\x32\x1a.elser.v1.ChunkingSettings\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\"\xa4\x01\n\x05\x43hunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\r\x12\x13\n\x0bstart_utf16\x18\x02 \x01(\r\x12\x11\n\tend_utf16\x18\x03 \x01(\r\x12\x18\n\x10start_code_point\x18\x04 \x01(\r\x12\x16\n\x0e\x65nd_code_point\x18\x05 \x01(\r\x12,\n\tembedding\x18\x06 \x01(\x0b\x32\x19.elser.v1.SparseEmbedding\"C\n\tInputDone\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\r\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"|\n\x14InferChunkedResponse\x12\x13\n\x0binput_index\x18\x01 \x01(\r\x12 \n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x0f.elser.v1.ChunkH\x00\x12#\n\x04\x64one\x18\x03 \x01(\x0b\x32\x13.elser.v1.InputDoneH\x00\x42\x08\n\x06result2\xc2\x02\n\x10InferenceService\x12\x8c\x01\n\x05Infer\x12\x16.elser.v1.InferRequest\x1a\x17.elser.v1.InferResponse\"R\x82\xd3\xe4\x93\x02L\"&/_inference/{task_type}/{inference_id}:\x01*Z\x1f\"\x1a/_inference/{inference_id}:\x01*\x12N\n\x0bInferStream\x12\x1c.elser.v1.InferStreamRequest\x1a\x1d.elser.v1.InferStreamResponse(\x01\x30\x01\x12O\n\x0cInferChunked\x12\x1d.elser.v1.InferChunkedRequest\x1a\x1e.elser.v1.InferChunkedResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n elser/v1/inference_service.proto\x12\x08\x65lser.v1\x1a\x14\x65lser/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\"\xdf\x01\n\x0cInferRequest\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x03 \x03(\t\x12.\n\rtask_settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\x12\x17\n\ninput_type\x18\x06 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_input_type\">\n\rInferResponse\x12-\n\nembeddings\x18\x01 \x03(\x0b\x32\x19.elser.v1.SparseEmbedding\"\xa5\x01\n\x12InferStreamRequest\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12\x14\n\x0cinference_id\x18\x02 \x01(\t\x12%\n\ttask_type\x18\x03 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x04 \x03(\t\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\"\x7f\n\x13InferStreamResponse\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\t\x12-\n\nembeddings\x18\x02 \x03(\x0b\x32\x19.elser.v1.SparseEmbedding\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\"\xc5\x01\n\x13InferChunkedRequest\x12\x14\n\x0cinference_id\x18\x01 \x01(\t\x12%\n\ttask_type\x18\x02 \x01(\x0e\x32\x12.elser.v1.TaskType\x12\r\n\x05input\x18\x03 \x03(\t\x12\x35\n\x11\x63hunking_settings\x18\x04 \x01(\x0b\x32\x1a.elser.v1.ChunkingSettings\x12+\n\x07options\x18\x05 \x01(\x0b\x32\x1a.elser.v1.InferenceOptions\"\xa4\x01\n\x05\x43hunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\r\x12\x13\n\x0bstart_utf16\x18\x02 \x01(\r\x12\x11\n\tend_utf16\x18\x03 \x01(\r\x12\x18\n\x10start_code_point\x18\x04 \x01(\r\x12\x16\n\x0e\x65nd_code_point\x18\x05 \x01(\r\x12,\n\tembedding\x18\x06 \x01(\x0b\x32\x19.elser.v1.SparseEmbedding\"C\n\tInputDone\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\r\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"|\n\x14InferChunkedResponse\x12\x13\n\x0binput_index\x18\x01 \x01(\r\x12 \n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x0f.elser.v1.ChunkH\x00\x12#\n\x04\x64one\x18\x03 \x01(\x0b\x32\x13.elser.v1.InputDoneH\x00\x42\x08\n\x06result2\xc2\x02\n\x10InferenceService\x12\x8c\x01\n\x05Infer\x12\x16.elser.v1.InferRequest\x1a\x17.elser.v1.InferResponse\"R\x82\xd3\xe4\x93\x02L\"&/_inference/{task_type}/{inference_id}:\x01*Z\x1f\"\x1a/_inference/{inference_id}:\x01*\x12N\n\x0bInferStream\x12\x1c.elser.v1.InferStreamRequest\x1a\x1d.elser.v1.InferStreamResponse(\x01\x30\x01\x12O\n\x0cInferChunked\x12\x1d.elser.v1.InferChunkedRequest\x1a\x1e.elser.v1.InferChunkedResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,21 +38,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFERENCESERVICE'].methods_by_name['Infer']._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Infer']._serialized_options = b'\202\323\344\223\002L\"&/_inference/{task_type}/{inference_id}:\001*Z\037\"\032/_inference/{inference_id}:\001*'
   _globals['_INFERREQUEST']._serialized_start=154
-  _globals['_INFERREQUEST']._serialized_end=337
-  _globals['_INFERRESPONSE']._serialized_start=339
-  _globals['_INFERRESPONSE']._serialized_end=401
-  _globals['_INFERSTREAMREQUEST']._serialized_start=404
-  _globals['_INFERSTREAMREQUEST']._serialized_end=569
-  _globals['_INFERSTREAMRESPONSE']._serialized_start=571
-  _globals['_INFERSTREAMRESPONSE']._serialized_end=698
-  _globals['_INFERCHUNKEDREQUEST']._serialized_start=701
-  _globals['_INFERCHUNKEDREQUEST']._serialized_end=898
-  _globals['_CHUNK']._serialized_start=901
-  _globals['_CHUNK']._serialized_end=1065
-  _globals['_INPUTDONE']._serialized_start=1067
-  _globals['_INPUTDONE']._serialized_end=1134
-  _globals['_INFERCHUNKEDRESPONSE']._serialized_start=1136
-  _globals['_INFERCHUNKEDRESPONSE']._serialized_end=1260
-  _globals['_INFERENCESERVICE']._serialized_start=1263
-  _globals['_INFERENCESERVICE']._serialized_end=1585
+  _globals['_INFERREQUEST']._serialized_end=377
+  _globals['_INFERRESPONSE']._serialized_start=379
+  _globals['_INFERRESPONSE']._serialized_end=441
+  _globals['_INFERSTREAMREQUEST']._serialized_start=444
+  _globals['_INFERSTREAMREQUEST']._serialized_end=609
+  _globals['_INFERSTREAMRESPONSE']._serialized_start=611
+  _globals['_INFERSTREAMRESPONSE']._serialized_end=738
+  _globals['_INFERCHUNKEDREQUEST']._serialized_start=741
+  _globals['_INFERCHUNKEDREQUEST']._serialized_end=938
+  _globals['_CHUNK']._serialized_start=941
+  _globals['_CHUNK']._serialized_end=1105
+  _globals['_INPUTDONE']._serialized_start=1107
+  _globals['_INPUTDONE']._serialized_end=1174
+  _globals['_INFERCHUNKEDRESPONSE']._serialized_start=1176
+  _globals['_INFERCHUNKEDRESPONSE']._serialized_end=1300
+  _globals['_INFERENCESERVICE']._serialized_start=1303
+  _globals['_INFERENCESERVICE']._serialized_end=1625
 # @@protoc_insertion_point(module_scope)

@@ -11,18 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class InferRequest(_message.Message):
-    __slots__ = ("inference_id", "task_type", "input", "task_settings", "options")
+    __slots__ = ("inference_id", "task_type", "input", "task_settings", "options", "input_type")
     INFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     TASK_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     inference_id: str
     task_type: _types_pb2.TaskType
     input: _containers.RepeatedScalarFieldContainer[str]
     task_settings: _struct_pb2.Struct
     options: _types_pb2.InferenceOptions
-    def __init__(self, inference_id: _Optional[str] = ..., task_type: _Optional[_Union[_types_pb2.TaskType, str]] = ..., input: _Optional[_Iterable[str]] = ..., task_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., options: _Optional[_Union[_types_pb2.InferenceOptions, _Mapping]] = ...) -> None: ...
+    input_type: str
+    def __init__(self, inference_id: _Optional[str] = ..., task_type: _Optional[_Union[_types_pb2.TaskType, str]] = ..., input: _Optional[_Iterable[str]] = ..., task_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., options: _Optional[_Union[_types_pb2.InferenceOptions, _Mapping]] = ..., input_type: _Optional[str] = ...) -> None: ...
 
 class InferResponse(_message.Message):
     __slots__ = ("embeddings",)

@@ -205,7 +205,7 @@ class AllocationStatus(_message.Message):
     def __init__(self, target_allocations: _Optional[int] = ..., current_allocations: _Optional[int] = ..., cause: _Optional[_Union[AllocationCause, str]] = ...) -> None: ...
 
 class DeploymentEvent(_message.Message):
-    __slots__ = ("time", "deployment_id", "model_id", "state", "download", "allocation", "reason")
+    __slots__ = ("time", "deployment_id", "model_id", "state", "download", "allocation", "reason", "replica")
     TIME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +213,7 @@ class DeploymentEvent(_message.Message):
     DOWNLOAD_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     deployment_id: str
     model_id: str
@@ -220,10 +221,11 @@ class DeploymentEvent(_message.Message):
     download: DownloadProgress
     allocation: AllocationStatus
     reason: str
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., download: _Optional[_Union[DownloadProgress, _Mapping]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    replica: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., download: _Optional[_Union[DownloadProgress, _Mapping]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., reason: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DeploymentStats(_message.Message):
-    __slots__ = ("deployment_id", "model_id", "state", "allocation", "threads_per_allocation", "queue_capacity", "queued", "inference_count", "error_count", "rejected_count", "timeout_count", "average_inference_time_ms", "average_queue_time_ms", "start_time", "last_access", "dropped_count", "p99_inference_time_ms", "peak_throughput_per_minute")
+    __slots__ = ("deployment_id", "model_id", "state", "allocation", "threads_per_allocation", "queue_capacity", "queued", "inference_count", "error_count", "rejected_count", "timeout_count", "average_inference_time_ms", "average_queue_time_ms", "start_time", "last_access", "dropped_count", "p99_inference_time_ms", "peak_throughput_per_minute", "replica")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +244,7 @@ class DeploymentStats(_message.Message):
     DROPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
     P99_INFERENCE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     PEAK_THROUGHPUT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     model_id: str
     state: DeploymentState
@@ -260,4 +263,5 @@ class DeploymentStats(_message.Message):
     dropped_count: int
     p99_inference_time_ms: float
     peak_throughput_per_minute: int
-    def __init__(self, deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., threads_per_allocation: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., queued: _Optional[int] = ..., inference_count: _Optional[int] = ..., error_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., timeout_count: _Optional[int] = ..., average_inference_time_ms: _Optional[float] = ..., average_queue_time_ms: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dropped_count: _Optional[int] = ..., p99_inference_time_ms: _Optional[float] = ..., peak_throughput_per_minute: _Optional[int] = ...) -> None: ...
+    replica: str
+    def __init__(self, deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., threads_per_allocation: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., queued: _Optional[int] = ..., inference_count: _Optional[int] = ..., error_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., timeout_count: _Optional[int] = ..., average_inference_time_ms: _Optional[float] = ..., average_queue_time_ms: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dropped_count: _Optional[int] = ..., p99_inference_time_ms: _Optional[float] = ..., peak_throughput_per_minute: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...

@@ -105,8 +105,10 @@ class AdaptiveScaler:
         self._baseline: _Baseline | None = None
         self._allocations_changed = False
         self.last_request_at = time.monotonic()
+        self.observations = 0  # ticks observed
 
     def observe(self, deployment: ScalableDeployment, now: float) -> None:
+        self.observations += 1
         stats = deployment.stats
         failed = stats.error_count + stats.timeout_count + stats.rejected_execution_count
         previous, self._baseline = (
@@ -176,6 +178,10 @@ class AdaptiveAllocator:
         self.scale_up_cooldown_s = config.scale_up_cooldown_s
         self._scalers: dict[str, AdaptiveScaler] = {}
         self._last_scale_up: dict[str, float] = {}
+
+    def scaler(self, deployment_id: str) -> AdaptiveScaler | None:
+        """The estimates of `deployment_id`; None until its first tick."""
+        return self._scalers.get(deployment_id)
 
     async def run(self) -> None:
         while True:

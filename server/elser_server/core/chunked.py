@@ -16,7 +16,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
-from elser_server.core.chunking.chunker import Chunk, chunk
+from elser_server.core.chunking.chunker import Chunk, chunk_off_loop
 from elser_server.core.chunking.settings import ChunkingSettings
 from elser_server.core.embedder import Embedder
 from elser_server.core.errors import ElserError
@@ -28,9 +28,13 @@ _Window = list[tuple[int, Chunk]]  # (input index, chunk)
 
 
 async def chunked_embeddings(
-    embedder: Embedder, inputs: Sequence[str], settings: ChunkingSettings, priority: Priority
+    embedder: Embedder,
+    inputs: Sequence[str],
+    settings: ChunkingSettings,
+    priority: Priority,
+    separator_budget_s: float | None,
 ) -> AsyncIterator[ChunkEmbedding | ChunkedInputDone]:
-    loop = asyncio.get_running_loop()
+    """`separator_budget_s`: CPU seconds recursive chunking's separator regexes get per input."""
 
     async def embed_window(window: _Window) -> list[SparseEmbedding]:
         return await embedder.embed([c.text(inputs[index]) for index, c in window], priority)
@@ -38,7 +42,14 @@ async def chunked_embeddings(
     async def windows() -> AsyncGenerator[_Window, None]:
         window: _Window = []
         for index, text in enumerate(inputs):
-            for c in await loop.run_in_executor(embedder.pool, chunk, text, settings):
+            chunks = await chunk_off_loop(
+                embedder.pool,
+                text,
+                settings,
+                separator_budget_s=separator_budget_s,
+                deadline=embedder.deadline,
+            )
+            for c in chunks:
                 window.append((index, c))
                 if len(window) == CHUNK_WINDOW:
                     yield window

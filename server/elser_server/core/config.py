@@ -14,6 +14,8 @@ class Limits:
     max_input_bytes: int
     default_timeout_s: float
     put_timeout_s: float
+    # CPU seconds recursive chunking's separator regexes get per input (None: only the deadline bounds them)
+    separator_timeout_s: float | None
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class CoreConfig:
     batching: BatchingConfig
     adaptive: AdaptiveConfig
     preload_default_endpoint: bool
+    replica_name: str  # named in stats and deployment events: each replica reports its own deployments
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CoreConfig:
@@ -48,6 +51,7 @@ class CoreConfig:
                 max_input_bytes=settings.max_input_bytes,
                 default_timeout_s=settings.default_timeout_s,
                 put_timeout_s=settings.put_timeout_s,
+                separator_timeout_s=settings.chunking_separator_timeout_s,
             ),
             batching=BatchingConfig(
                 queue_capacity=settings.queue_capacity,
@@ -63,4 +67,5 @@ class CoreConfig:
                 scale_up_cooldown_s=settings.scale_up_cooldown_s,
             ),
             preload_default_endpoint=settings.preload_default_endpoint,
+            replica_name=settings.effective_replica_name,
         )

@@ -197,6 +197,9 @@ class Deployment:
                 )
             else:
                 self.reason = None
+            if self._session_factory is None:  # still installing the model: start() applies the target
+                self._emit()
+                return
             while len(self._allocations) < wanted:
                 allocation = await asyncio.to_thread(self._new_allocation, len(self._allocations))
                 allocation.start()

@@ -10,10 +10,7 @@ Behaviour choices where ES leaves room (docs/es-compatibility.md lists them):
 - `service_settings.deployment_id`: this service has no trained-model deployments outside its endpoints, so
   any value is ES's 404 "Cannot find deployment [<id>]".
 - `-1` for an adaptive min/max means "unset" (ES's update convention); it is stored as absent on PUT too.
-- `_update` (ES 9.x): only `service_settings.num_allocations` and `service_settings.adaptive_allocations`
-  (merged field by field) change; `task_settings` (ELSER has none) and `task_type` (must match) are accepted.
-  Every other key (`num_threads`, `model_id`, `chunking_settings`, `service`, ...) is rejected with
-  "[<key>] cannot be updated" rather than silently ignored, so a client never believes a no-op succeeded.
+- `_update` has its own module, core/update_rules.py.
 - The `elser` deprecation warning is emitted for every `service: elser` PUT; the missing-model_id warning only
   when `model_id` is absent.
 """
@@ -44,6 +41,8 @@ from elser_server.core.errors import (
 )
 from elser_server.core.es_validation import (
     ValidationErrors,
+    java_hash_order,
+    java_map_str,
     java_str,
     take_int,
     take_map,
@@ -95,7 +94,8 @@ def parse_task_type(value: str | None, *, field_path: str = "task_type") -> Task
         ) from None
 
 
-def _check_inference_id(inference_id: str) -> None:
+def check_id_format(inference_id: str) -> None:
+    """MlStrings.isValidId, as the PUT and `_update` requests' validate() apply it before anything else."""
     if _ID_PATTERN.fullmatch(inference_id) is None or inference_id == "_all":
         raise invalid(
             f"Validation Failed: 1: Invalid inference_id; '{inference_id}' can contain lowercase "
@@ -104,6 +104,10 @@ def _check_inference_id(inference_id: str) -> None:
             error_reason="INVALID_INFERENCE_ID",
             field="inference_id",
         )
+
+
+def _check_inference_id(inference_id: str) -> None:
+    check_id_format(inference_id)
     if inference_id in RESERVED_ENDPOINT_IDS:
         raise invalid(
             f"[{inference_id}] is a reserved inference ID. Cannot create a new inference endpoint with a "
@@ -123,10 +127,11 @@ def body_object(body: object) -> dict[str, Any]:
     return {str(k): v for k, v in body.items()}
 
 
-def _resolve_task_type(url_task_type: TaskType, body_task_type: object) -> TaskType:
-    """ES ServiceUtils.resolveTaskType: the URL and body task types must agree; one of them is required."""
+def resolve_task_type(url_task_type: TaskType, body_task_type: object, *, required: bool = True) -> TaskType:
+    """ES ServiceUtils.resolveTaskType: the URL and body task types must agree; one of them is required
+    (`required=False`: neither is ANY)."""
     if body_task_type is None:
-        if url_task_type is TaskType.ANY:
+        if url_task_type is TaskType.ANY and required:
             raise invalid(
                 "model is missing required setting [task_type]",
                 error_reason="MISSING_TASK_TYPE",
@@ -150,13 +155,18 @@ def _resolve_task_type(url_task_type: TaskType, body_task_type: object) -> TaskT
     return parsed
 
 
-def _unknown_settings(leftovers: Mapping[str, Any], path_prefix: str) -> ElserError:
-    # 8.16+ names the elasticsearch service even when the request said "elser".
+def unknown_settings(leftovers: Mapping[str, Any], path_prefix: str, inserted: Sequence[str]) -> ElserError:
+    """ServiceUtils.unknownSettingsError. `inserted`: the keys the map held before ES removed the known ones.
+    8.16+ names the elasticsearch service even when the request said "elser"."""
     return invalid(
-        f"Model configuration contains settings [{java_str(dict(leftovers))}] unknown to the "
+        f"Model configuration contains settings [{java_map_str(leftovers, inserted)}] unknown to the "
         f"[{ELASTICSEARCH_SERVICE}] service",
         error_reason="UNKNOWN_SETTINGS",
-        violations=[FieldViolation(path_prefix + k, "unknown setting") for k in leftovers],
+        violations=[
+            FieldViolation(path_prefix + k, "unknown setting")
+            for k in java_hash_order(inserted)
+            if k in leftovers
+        ],
     )
 
 
@@ -232,6 +242,7 @@ def _check_model_id_platform(model_id: str) -> None:
 
 def _parse_service_settings(service: str, raw: dict[str, Any], warnings: list[str]) -> ServiceSettings:
     """ES ElasticsearchInternalService.parseRequestConfig (ELSER branch) for `service_settings`."""
+    inserted = list(raw)
     deployment_id = raw.get("deployment_id")
     if deployment_id is not None:
         raise deployment_not_found(java_str(deployment_id), field=f"{SERVICE_SETTINGS}.deployment_id")
@@ -275,7 +286,7 @@ def _parse_service_settings(service: str, raw: dict[str, Any], warnings: list[st
     if service == ELSER_SERVICE:
         warnings.append(ELSER_SERVICE_WARNING.format(model_id=DEFAULT_ELSER_MODEL_ID))
     if raw:
-        raise _unknown_settings(raw, f"{SERVICE_SETTINGS}.")
+        raise unknown_settings(raw, f"{SERVICE_SETTINGS}.", inserted)
     return ServiceSettings(
         model_id=model_id,
         num_threads=num_threads,
@@ -290,7 +301,8 @@ def parse_put_request(inference_id: str, url_task_type: str | None, body: object
     url_tt = parse_task_type(url_task_type)
     _check_inference_id(inference_id)
     config = body_object(body)
-    task_type = _resolve_task_type(url_tt, config.pop("task_type", None))
+    inserted = list(config)
+    task_type = resolve_task_type(url_tt, config.pop("task_type", None))
 
     service = config.pop("service", None)
     if service is None:
@@ -309,7 +321,7 @@ def parse_put_request(inference_id: str, url_task_type: str | None, body: object
     task_settings = config.pop("task_settings", None)
     chunking = config.pop("chunking_settings", None)
     if config:
-        raise _unknown_settings(config, "")
+        raise unknown_settings(config, "", inserted)
     if raw_settings is None:
         raise invalid(
             f"Missing required field [{SERVICE_SETTINGS}]",

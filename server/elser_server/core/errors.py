@@ -158,6 +158,18 @@ def queue_full(retry_after_s: float) -> ElserError:
     )
 
 
+def too_many_calls(method: str, limit: int, retry_after_s: float = 1.0) -> ElserError:
+    """The server's bound on calls in flight (ES: a thread pool's queue refusing work)."""
+    return ElserError(
+        Code.RESOURCE_EXHAUSTED,
+        f"rejected execution of [{method}]: [{limit}] calls are in flight already",
+        "es_rejected_execution_exception",
+        429,
+        "TOO_MANY_CALLS",
+        retry_after_s=retry_after_s,
+    )
+
+
 def deadline_exceeded(reason: str) -> ElserError:
     return ElserError(Code.DEADLINE_EXCEEDED, reason, "status_exception", 408, "DEADLINE_EXCEEDED")
 
@@ -165,6 +177,14 @@ def deadline_exceeded(reason: str) -> ElserError:
 def unavailable(reason: str, error_reason: str, retry_after_s: float | None = 1.0) -> ElserError:
     return ElserError(
         Code.UNAVAILABLE, reason, "status_exception", 503, error_reason, retry_after_s=retry_after_s
+    )
+
+
+def store_unavailable() -> ElserError:
+    """The shared endpoint store cannot be reached: a change is refused whole (nothing written), retry later.
+    What the driver said is logged (and chained as the cause), never sent: it names hosts and users."""
+    return unavailable(
+        "The endpoint store is unavailable. No change was made; retry the request.", "STORE_UNAVAILABLE"
     )
 
 

@@ -4,7 +4,7 @@ and Java's rendering of values inside messages. Every ES rule module builds its 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -110,7 +110,8 @@ def take_map(
 
 
 def java_str(value: object) -> str:
-    """Render a JSON value as Java's `toString()` would (ES interpolates values into messages that way)."""
+    """Render a JSON value as Java's `toString()` would (ES interpolates values into messages that way).
+    Objects are the `java.util.HashMap`s ES parses request bodies into, so their keys print in hash order."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -120,8 +121,48 @@ def java_str(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(java_str(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_str(k)}={java_str(v)}" for k, v in value.items()) + "}"
+        return java_map_str(value)
     return str(value)
+
+
+def java_map_str(value: Mapping[str, Any], inserted: Sequence[str] | None = None) -> str:
+    """`HashMap.toString()` of `value`. `inserted`: every key the map ever held, in insertion order, when ES
+    removed some of them first (removals never shrink a HashMap, so the others keep their places)."""
+    keys = [key for key in java_hash_order(list(value) if inserted is None else inserted) if key in value]
+    return "{" + ", ".join(f"{key}={java_str(value[key])}" for key in keys) + "}"
+
+
+def java_hash_order(keys: Sequence[str]) -> list[str]:
+    """Iteration order of a `java.util.HashMap<String, ?>` (default capacity 16, load factor 0.75) after
+    putting `keys` in this order: by bucket (spread hash & (capacity - 1)), then by insertion within a bucket.
+    The capacity doubles when the size passes 3/4 of it, and when a bucket reaches 9 entries in a table
+    smaller than 64 (treeifyBin resizes instead). Buckets of 9+ keys in larger tables become red-black trees
+    whose order is not modelled: that takes dozens of colliding keys, beyond any request body here."""
+    hashes = [_spread(_java_string_hash(key)) for key in keys]
+    capacity = 16
+    for count, current in enumerate(hashes, start=1):
+        mask = capacity - 1
+        if capacity < 64 and sum((h & mask) == (current & mask) for h in hashes[:count]) >= 9:
+            capacity *= 2
+        if count > capacity * 3 // 4:
+            capacity *= 2
+    mask = capacity - 1
+    order = sorted(range(len(keys)), key=lambda i: (hashes[i] & mask, i))
+    return [keys[i] for i in order]
+
+
+def _java_string_hash(text: str) -> int:
+    """`String.hashCode()`: s[0]*31^(n-1) + ... over UTF-16 code units, as a 32-bit unsigned value."""
+    units = text.encode("utf-16-be")
+    value = 0
+    for i in range(0, len(units), 2):
+        value = (31 * value + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return value
+
+
+def _spread(hash_code: int) -> int:
+    """HashMap.hash(): the high half folded into the low half (`h ^ (h >>> 16)`)."""
+    return hash_code ^ (hash_code >> 16)
 
 
 def java_double(value: float) -> str:

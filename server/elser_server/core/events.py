@@ -100,6 +100,10 @@ class EventHub:
             for sub in subs:
                 sub.offer(errors.shutting_down())
 
+    def backlogs(self, deployment_id: str) -> list[int]:
+        """For each open watch of `deployment_id`, how many items wait unread in its queue."""
+        return [sub.queue.qsize() for sub in self._subscribers.get(deployment_id, ())]
+
     async def watch(self, deployment_id: str, initial: DeploymentEvent) -> AsyncIterator[DeploymentEvent]:
         if self._shut_down:
             raise errors.shutting_down()

@@ -143,6 +143,8 @@ class ModelManager:
         except InstallCancelled as exc:
             raise shutting_down() from exc
         except PackageError as exc:
+            # A bad model in the repository is the operator's to fix: say what is wrong where they look.
+            log.warning("model %s cannot be deployed: %s", model_id, exc)
             raise model_invalid(model_id, str(exc)) from exc
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
         log.info("model %s loaded from %s", model_id, package_dir)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveTarget
+from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, AdaptiveTarget
 from elser_server.core.chunked import chunked_embeddings
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy, parse_chunking_settings
 from elser_server.core.config import CoreConfig
@@ -40,6 +40,7 @@ from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub,
 from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.queue import RowOptions
+from elser_server.core.replication import ReplicaSync
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.store import EndpointStore
 from elser_server.core.types import (
@@ -54,7 +55,7 @@ from elser_server.core.types import (
     SparseEmbedding,
     TaskType,
 )
-from elser_server.core.update_rules import parse_update_request
+from elser_server.core.update_rules import apply_update, check_update_request
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,12 @@ class InferenceCore:
         config: CoreConfig,
         *,
         observer: CoreObserver | None = None,
+        replica: ReplicaSync | None = None,
     ) -> None:
+        """`replica`: the store is shared with other replicas, which this one follows (core/replication.py)."""
         self._store = store
+        self._replica = replica
+        self.replica_name = config.replica_name
         self._observer = observer
         self._models = models
         self._limits = config.limits
@@ -97,9 +102,12 @@ class InferenceCore:
 
     async def start(self) -> None:
         """Load persisted endpoints and redeploy them (in the background: start-up is not blocked)."""
-        for endpoint in await asyncio.to_thread(self._store.load_all):
-            self._endpoints[endpoint.inference_id] = endpoint
-            self._deployments.start(endpoint)
+        if self._replica is not None:
+            await self._replica.start(self)
+        else:
+            for endpoint in await asyncio.to_thread(self._store.load_all):
+                self._endpoints[endpoint.inference_id] = endpoint
+                self._deployments.start(endpoint)
         if self._preload_default:
             self._deployments.start(default_endpoint())
         self._allocator_task = asyncio.create_task(self._allocator.run(), name="adaptive-allocations")
@@ -109,6 +117,8 @@ class InferenceCore:
         self._models.cancel_installs()
         if self._allocator_task is not None:
             self._allocator_task.cancel()
+        if self._replica is not None:
+            await self._replica.close()
         self._draining = True
         self._notify_readiness()
         await self._deployments.close()
@@ -152,6 +162,9 @@ class InferenceCore:
     ) -> PutResult:
         parsed = parse_put_request(inference_id, task_type, body)
         endpoint = parsed.endpoint
+        if self._replica is not None:
+            self._replica.check_writable()
+            await self._resolve(inference_id)
         async with self._lock(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
@@ -167,9 +180,15 @@ class InferenceCore:
             self._endpoints[inference_id] = endpoint
         return PutResult(endpoint, parsed.warnings)  # as configured; GET shows the live allocation count
 
-    def get_endpoints(self, inference_id: str | None = None, task_type: str | None = None) -> list[Endpoint]:
+    async def get_endpoints(
+        self, inference_id: str | None = None, task_type: str | None = None
+    ) -> list[Endpoint]:
+        """With a shared store, a read asks the store first (a change on another replica shows at once)."""
         requested = parse_task_type(task_type)
-        if inference_id in (None, "_all", "*"):
+        listing = inference_id in (None, "_all", "*")
+        if self._replica is not None:
+            await self._replica.read_through(None if listing else inference_id)
+        if listing:
             found = [
                 e
                 for e in self._all_endpoints()
@@ -185,6 +204,7 @@ class InferenceCore:
         self, inference_id: str, task_type: str | None = None, *, dry_run: bool = False, force: bool = False
     ) -> DeleteResult:
         requested = parse_task_type(task_type)
+        await self._resolve(inference_id)
         async with self._lock(inference_id):
             endpoint = self._get(inference_id)
             check_task_type(endpoint, requested)
@@ -197,33 +217,45 @@ class InferenceCore:
             if dry_run:
                 # Nothing in this service references endpoints (no pipelines or index mappings).
                 return DeleteResult(acknowledged=False, error_message="")
-            await asyncio.to_thread(self._store.delete, inference_id)
-            del self._endpoints[inference_id]
-            await self._deployments.stop(inference_id)
-            self._events.close(
-                inference_id,
-                DeploymentEvent(
-                    inference_id,
-                    endpoint.service_settings.model_id,
-                    Phase.STOPPED,
-                    reason="inference endpoint deleted",
-                ),
-            )
+            if self._replica is not None:
+                self._replica.check_writable()
+            existed = await asyncio.to_thread(self._store.delete, inference_id)
+            await self._forget(endpoint)
+            if not existed:  # another replica deleted it first
+                raise endpoint_not_found(inference_id)
         return DeleteResult(acknowledged=True)
 
-    async def update_endpoint(
-        self, inference_id: str, task_type: str | None, body: object, *, raw_body: str | None = None
-    ) -> Endpoint:
+    async def _forget(self, endpoint: Endpoint) -> None:
+        """The endpoint is gone from the store: stop serving it and end its watches."""
+        inference_id = endpoint.inference_id
+        self._endpoints.pop(inference_id, None)
+        await self._deployments.stop(inference_id)
+        self._events.close(
+            inference_id,
+            DeploymentEvent(
+                inference_id,
+                endpoint.service_settings.model_id,
+                Phase.STOPPED,
+                reason="inference endpoint deleted",
+            ),
+        )
+
+    async def update_endpoint(self, inference_id: str, task_type: str | None, body: object) -> Endpoint:
+        update = check_update_request(inference_id, task_type, body)  # ES checks these before the lookup
+        if self._replica is not None:
+            self._replica.check_writable()
+            await self._replica.refresh(inference_id)  # update what the store holds now, not an older copy
         async with self._lock(inference_id):
             existing = self._endpoints.get(inference_id)
             if existing is None:
                 raise endpoint_not_found(inference_id)
-            updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
+            updated = apply_update(existing, update)
+            # The store first: a failed write changes nothing, here or on other replicas.
+            await asyncio.to_thread(self._store.replace, updated)
+            self._endpoints[inference_id] = updated
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
                 await deployment.scale_to(initial_allocations(updated), AllocationCause.USER_UPDATE)
-            await asyncio.to_thread(self._store.replace, updated)
-            self._endpoints[inference_id] = updated
         return updated
 
     async def infer_chunked(
@@ -238,6 +270,7 @@ class InferenceCore:
     ) -> AsyncIterator[ChunkEmbedding | ChunkedInputDone]:
         """Chunk each input (the endpoint's settings, or `chunking_settings` when given) and embed every chunk
         (core/chunked.py). One input failing does not fail the others."""
+        await self._resolve(inference_id)
         endpoint = self._get(inference_id)
         check_infer_task_type(endpoint, parse_task_type(task_type))
         settings = (
@@ -247,7 +280,8 @@ class InferenceCore:
         )
         embedder = await self._embedder(endpoint, inputs, options, deadline)
         priority = Priority.BULK if options.priority is Priority.AUTO else options.priority
-        async for item in chunked_embeddings(embedder, inputs, settings, priority):
+        chunks = chunked_embeddings(embedder, inputs, settings, priority, self._limits.separator_timeout_s)
+        async for item in chunks:
             yield item
 
     # --- deployments: watch and stats -------------------------------------------------------------------------
@@ -278,6 +312,14 @@ class InferenceCore:
         none (the default endpoint before its first use)."""
         return self._deployments.get(inference_id)
 
+    def watch_backlogs(self, inference_id: str) -> list[int]:
+        """For each open watch of `inference_id`, how many events wait unread (empty: no watcher)."""
+        return self._events.backlogs(inference_id)
+
+    def adaptive_scaler(self, inference_id: str) -> AdaptiveScaler | None:
+        """The adaptive-allocations estimates of `inference_id`'s deployment; None before their first tick."""
+        return self._allocator.scaler(inference_id)
+
     def deployment_stats(self, inference_id: str) -> DeploymentReport:
         endpoint = self._get(inference_id)
         settings = endpoint.service_settings
@@ -285,7 +327,11 @@ class InferenceCore:
         if deployment is None:
             snapshot = DeploymentEvent(inference_id, settings.model_id, Phase.STOPPED, reason="not deployed")
             return DeploymentReport(
-                snapshot, DeploymentStats(), settings.num_threads, self._batching.queue_capacity
+                snapshot,
+                DeploymentStats(),
+                settings.num_threads,
+                self._batching.queue_capacity,
+                replica=self.replica_name,
             )
         return DeploymentReport(
             deployment.snapshot(),
@@ -294,6 +340,7 @@ class InferenceCore:
             deployment.queue_capacity,
             queued=deployment.queued,
             start_time=deployment.start_time,
+            replica=self.replica_name,
         )
 
     # --- inference -------------------------------------------------------------------------------------------
@@ -309,6 +356,7 @@ class InferenceCore:
     ) -> list[SparseEmbedding]:
         """Embeddings in input order. `deadline`: a time.monotonic() value (None: the default timeout).
         Cancelling the caller (client cancel, deadline) drops its queued work."""
+        await self._resolve(inference_id)
         endpoint = self._get(inference_id)
         check_infer_task_type(endpoint, parse_task_type(task_type))
         embedder = await self._embedder(endpoint, inputs, options, deadline)
@@ -352,6 +400,50 @@ class InferenceCore:
                 "Could not complete inference endpoint creation as validation call to service threw an exception.",
                 error_reason="VALIDATION_INFERENCE_FAILED",
             ) from exc
+
+    # --- replication (core/replication.py decides what the store holds; these apply it) ----------------------
+
+    @property
+    def store_available(self) -> bool:
+        """False while a shared store is unreachable: endpoints are served from the last known state."""
+        return self._replica is None or self._replica.available
+
+    def known_endpoints(self) -> list[Endpoint]:
+        """Every endpoint this replica serves, as it last knew them, without asking the store (for metrics)."""
+        return sorted(self._all_endpoints(), key=lambda e: e.inference_id)
+
+    def local_endpoint_ids(self) -> Collection[str]:
+        return list(self._endpoints)
+
+    def local_endpoint(self, inference_id: str) -> Endpoint | None:
+        return self._endpoints.get(inference_id)
+
+    async def apply_stored(self, inference_id: str, stored: Endpoint | None) -> None:
+        """Serve what the shared store holds for `inference_id`: deploy it, bring its deployment to the stored
+        settings (a new model or thread count redeploys), or stop it once deleted. A no-op when already so."""
+        if stored == self._endpoints.get(inference_id):
+            return  # the common case (our own change, an unknown id): no lock is created for it
+        async with self._lock(inference_id):
+            current = self._endpoints.get(inference_id)
+            if stored == current:
+                return
+            if stored is None:
+                assert current is not None
+                await self._forget(current)
+                return
+            self._endpoints[inference_id] = stored
+            await self._deployments.replace_incompatible(stored)
+            deployment = self._deployments.start(stored)
+            wanted = initial_allocations(stored)
+            settings_changed = current is None or current.service_settings != stored.service_settings
+            if settings_changed and deployment.target_allocations != wanted:
+                await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
+
+    async def _resolve(self, inference_id: str) -> None:
+        """An id this replica does not know may have just been stored by another one: ask the store (unless it
+        is unreachable: then the last known state answers)."""
+        if self._replica is not None and inference_id not in self._endpoints:
+            await self._replica.read_through(inference_id)
 
     # --- helpers ---------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""Endpoint persistence behind a small interface (SQLite now; a shared PostgreSQL store is planned).
+"""Endpoint persistence behind a small interface: `SqliteEndpointStore` for one process (here), and
+`PostgresEndpointStore` (core/store_postgres.py) shared by several replicas.
 
-Each write is one SQLite transaction in WAL mode with `synchronous=FULL`, so a crash at any moment leaves the
+Each SQLite write is one transaction in WAL mode with `synchronous=FULL`, so a crash at any moment leaves the
 old or the new state and an acknowledged write survives power loss. Methods block: the core calls them through
 `asyncio.to_thread`, hence one connection shared under a lock.
 """
@@ -11,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -35,8 +37,16 @@ class EndpointStore(Protocol):
         """Every stored endpoint, sorted by inference_id."""
         ...
 
+    def get(self, inference_id: str) -> Endpoint | None:
+        """One stored endpoint, or None."""
+        ...
+
     def insert(self, endpoint: Endpoint) -> None:
         """Store a new endpoint; ALREADY_EXISTS (`endpoint_exists`) if the id is taken."""
+        ...
+
+    def insert_all(self, endpoints: Sequence[Endpoint]) -> None:
+        """Store new endpoints in one transaction: all of them, or none (ALREADY_EXISTS for the first id taken)."""
         ...
 
     def replace(self, endpoint: Endpoint) -> None:
@@ -48,6 +58,42 @@ class EndpointStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class StoreEvents(Protocol):
+    """What a shared store's change listener reports, from the listener's own thread."""
+
+    def connected(self) -> None:
+        """Listening (again): changes made before now may have been missed, so compare everything."""
+        ...
+
+    def changed(self, inference_id: str) -> None:
+        """A committed write touched `inference_id`."""
+        ...
+
+    def lost(self, reason: str) -> None:
+        """The store is unreachable; the listener reconnects with backoff."""
+        ...
+
+
+class StoreListener(Protocol):
+    def stop(self) -> None:
+        """Stop reporting and release the connection (blocks briefly)."""
+        ...
+
+
+class SharedEndpointStore(EndpointStore, Protocol):
+    """A store several processes use at once, which tells each of them about the others' changes."""
+
+    description: str  # where it is, for logs and messages (never a secret)
+
+    def open(self) -> None:
+        """Connect and bring the schema up to date; STORE_UNAVAILABLE while unreachable (call again)."""
+        ...
+
+    def listen(self, events: StoreEvents) -> StoreListener:
+        """Start reporting changes (and losing and regaining the store) to `events`."""
+        ...
 
 
 class SqliteEndpointStore:
@@ -88,16 +134,35 @@ class SqliteEndpointStore:
             rows = self._conn.execute("SELECT config FROM endpoints ORDER BY inference_id").fetchall()
         return [Endpoint.from_dict(json.loads(config)) for (config,) in rows]
 
+    def get(self, inference_id: str) -> Endpoint | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT config FROM endpoints WHERE inference_id = ?", (inference_id,)
+            ).fetchone()
+        return None if row is None else Endpoint.from_dict(json.loads(row[0]))
+
     def insert(self, endpoint: Endpoint) -> None:
+        self.insert_all([endpoint])
+
+    def insert_all(self, endpoints: Sequence[Endpoint]) -> None:
         now = time.time()
-        try:
-            self._write(
-                "INSERT INTO endpoints (inference_id, config, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (endpoint.inference_id, _encode(endpoint), now, now),
-            )
-        except sqlite3.IntegrityError:
-            # The primary key makes a concurrent duplicate fail here, not in a racy pre-check.
-            raise endpoint_exists(endpoint.inference_id) from None
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for endpoint in endpoints:
+                    try:
+                        self._conn.execute(
+                            "INSERT INTO endpoints (inference_id, config, created_at, updated_at) "
+                            "VALUES (?, ?, ?, ?)",
+                            (endpoint.inference_id, _encode(endpoint), now, now),
+                        )
+                    except sqlite3.IntegrityError:
+                        # The primary key makes a concurrent duplicate fail here, not in a racy pre-check.
+                        raise endpoint_exists(endpoint.inference_id) from None
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def replace(self, endpoint: Endpoint) -> None:
         changed = self._write(

@@ -120,7 +120,7 @@ class Endpoint:
                 ),
                 deployment_id=ss.get("deployment_id"),
             ),
-            chunking_settings=None if chunking is None else parse_chunking_settings(chunking),
+            chunking_settings=None if chunking is None else parse_chunking_settings(chunking, stored=True),
             task_settings=dict(d.get("task_settings", {})),
         )
 
@@ -187,3 +187,4 @@ class DeploymentReport:
     queue_capacity: int
     queued: int = 0
     start_time: float | None = None
+    replica: str = ""  # the replica this report is about (each replica reports its own deployment)

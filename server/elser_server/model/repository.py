@@ -143,6 +143,21 @@ def read_entry(source: FileSource | str | Path, model_id: str) -> dict[str, Any]
     return parse_metadata(raw, origin)
 
 
+def remove_install_leftovers(cache_dir: str | Path) -> list[Path]:
+    """Delete what installs killed mid-way left in `cache_dir` (their `.<name>.*` work directories, never
+    used: a package only appears by a rename once complete) and return what went. Run it before any install
+    starts: the cache belongs to one server process."""
+    cache = Path(cache_dir)
+    if not cache.is_dir():
+        return []
+    removed = []
+    for entry in cache.iterdir():
+        if entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def install(
     repo: FileSource | str | Path,
     model_id: str,
@@ -199,7 +214,7 @@ def install(
             progress(done, total)
 
     def fetch(file: str, dst: Path, sha256: str, size: int) -> None:
-        _fetch_verified(source, _checked_file(file), dst, sha256, size, advanced)
+        fetch_verified(source, _checked_file(file), dst, sha256, size, advanced)
 
     def fetch_small(file: str, dst: Path, max_bytes: int) -> None:
         with source.open(_checked_file(file)) as src:
@@ -216,9 +231,7 @@ def install(
             replace_dir(package, target)
         else:
             for file, entry in files.items():
-                _fetch_verified(
-                    source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced
-                )
+                fetch_verified(source, f"{name}.{file}", tmp / file, entry["sha256"], entry["size"], advanced)
             write_json(tmp / METADATA_FILE, dict(metadata))
             replace_dir(tmp, target)
     finally:
@@ -226,9 +239,11 @@ def install(
     return target
 
 
-def _fetch_verified(
+def fetch_verified(
     source: FileSource, name: str, dst: Path, sha256: str, size: int, advanced: Callable[[int], None]
 ) -> None:
+    """Copy `name` from `source` to `dst`, calling `advanced(n)` per piece; PackageError when the size or sha256
+    differ, or when the disk is full (naming the device)."""
     digest = hashlib.sha256()
     written = 0
     try:

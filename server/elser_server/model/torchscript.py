@@ -1,11 +1,15 @@
 """Elastic's TorchScript ELSER packages (`.pt` + `.vocab.json` + `.metadata.json`) → our ONNX package.
 
-The traced module's parameters are read with `torch.jit.load` (the only use of torch; an optional extra, imported
-only here and only when converting), renamed to Hugging Face BertForMaskedLM names and written as a checkpoint
-directory that the torch-free converter (`convert.py`) turns into a package. The tokenizer is rebuilt from the
-vocabulary and the metadata's tokenization settings. Finally the TorchScript model itself is run on sample texts
-with the inputs ES feeds it and must agree with the ONNX package: that catches anything the weights alone cannot
-tell (the number of attention heads, a different pooling)."""
+Any TorchScript that Elasticsearch itself runs for `text_expansion` with BERT tokenization is accepted: frozen
+(as eland saves it) or not, a tensor or a 1-tuple out, pooled `[batch, vocab]` weights or per-position
+`[batch, seq, vocab]` logits (which Elasticsearch pools as SPLADE does), two to four inputs in Elasticsearch's
+order, any wrapper around the model. The BERT masked-LM is read from the TorchScript graph by the role of each
+constant (`torchscript_graph.py`; torch is an optional extra, imported only when converting), written as a
+checkpoint and converted by the torch-free converter (`convert.py`), so the result is the same fast package as
+`elser-model convert` makes. The tokenizer is rebuilt from the vocabulary and the metadata's tokenization settings.
+Finally the TorchScript model itself is run on sample texts with the inputs ES feeds it and must agree with the
+ONNX package: that catches whatever the graph's structure does not show (attention scale, mask handling, the
+pooling)."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, processors
 
-from elser_server.model.checkpoint import BertConfig, CheckpointError, canonical_name, wordpiece_tokenizer
+from elser_server.model.checkpoint import CheckpointError, wordpiece_tokenizer
 from elser_server.model.convert import convert
 from elser_server.model.package import METADATA_FILE, ModelPackage, sha256_file, write_json
 from elser_server.model.samples import ACCURACY_SAMPLE
@@ -32,38 +36,10 @@ TORCH_MISSING = (
     "torch==2.13.0). Or convert on another machine with `elser-model convert-torchscript MODEL.pt VOCAB.json "
     "METADATA.json OUT` and publish the ONNX package into the model repository with `elser-model publish`."
 )
-# Segments a HF BertForMaskedLM state dict starts with once wrapper prefixes (eland's `_model.`, `bert.`) are gone.
-_ROOTS = ("embeddings", "encoder", "cls", "pooler")
-_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
-# Per-layer tensors of a BERT encoder layer, without the `encoder.layer.N.` prefix.
-_LAYER_TENSORS = tuple(
-    f"{module}.{kind}"
-    for module in (
-        "attention.self.query",
-        "attention.self.key",
-        "attention.self.value",
-        "attention.output.dense",
-        "attention.output.LayerNorm",
-        "intermediate.dense",
-        "output.dense",
-        "output.LayerNorm",
-    )
-    for kind in ("weight", "bias")
-)
-_HEAD_TENSORS = (
-    "embeddings.word_embeddings.weight",
-    "embeddings.position_embeddings.weight",
-    "embeddings.token_type_embeddings.weight",
-    "embeddings.LayerNorm.weight",
-    "embeddings.LayerNorm.bias",
-    "cls.predictions.transform.dense.weight",
-    "cls.predictions.transform.dense.bias",
-    "cls.predictions.transform.LayerNorm.weight",
-    "cls.predictions.transform.LayerNorm.bias",
-)
 # The TorchScript model and our ONNX graph compute the same fp32 function in a different order.
 CHECK_TOLERANCE = 1e-3
 _CHECK_TEXTS = 8
+ES_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 class TorchMissingError(CheckpointError):
@@ -130,64 +106,19 @@ def read_vocabulary(path: Path) -> list[str]:
     return vocab
 
 
-def bert_name(name: str) -> str | None:
-    """The HF BertForMaskedLM name of a traced module's tensor: wrapper prefixes stripped (eland's `_model.`,
-    `bert.`, any `module.`), LayerNorm gamma/beta renamed. None for tensors that are not part of BERT."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part in _ROOTS and (part != "cls" or parts[i + 1 : i + 2] == ["predictions"]):
-            return canonical_name(".".join(parts[i:]))
-    return None
+EXPANSION_TYPES = ("elser", "splade")  # pooled inside the model / per-position output pooled by Elasticsearch
 
 
-def bert_weights(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
-    """Map a state dict onto BertForMaskedLM names; returns (weights, tied decoder). Fails listing every
-    missing tensor."""
-    weights: dict[str, np.ndarray] = {}
-    for name, value in state.items():
-        mapped = bert_name(name)
-        # Buffers (position_ids, token_type_ids) and the unused pooler are not weights the graph needs.
-        if mapped is None or mapped.startswith("pooler.") or not np.issubdtype(value.dtype, np.floating):
-            continue
-        weights.setdefault(mapped, value.astype(np.float32))
-    if "cls.predictions.bias" not in weights and "cls.predictions.decoder.bias" in weights:
-        weights["cls.predictions.bias"] = weights["cls.predictions.decoder.bias"]
-    weights.pop("cls.predictions.decoder.bias", None)
-    layers = sorted({int(m.group(1)) for n in weights if (m := _LAYER.match(n))})
-    required = [*_HEAD_TENSORS, "cls.predictions.bias"]
-    required += [f"encoder.layer.{n}.{t}" for n in range(max(layers, default=0) + 1) for t in _LAYER_TENSORS]
-    missing = [n for n in required if n not in weights]
-    if not layers:
-        missing.append("encoder.layer.0.*")
-    if missing:
+def expansion_type(metadata: dict[str, Any]) -> str | None:
+    """`inference_config.text_expansion.expansion_type` when the metadata has it."""
+    config = metadata.get("inference_config")
+    task = config.get("text_expansion") if isinstance(config, dict) else None
+    value = task.get("expansion_type") if isinstance(task, dict) else None
+    if value is not None and value not in EXPANSION_TYPES:
         raise CheckpointError(
-            "the TorchScript model is not a BERT masked-LM (or uses unknown names); missing tensors: "
-            + ", ".join(missing)
-            + f". Found: {', '.join(sorted(state)[:20])}{' …' if len(state) > 20 else ''}"
+            f"text_expansion expansion_type {value!r} is not supported (expected one of {', '.join(EXPANSION_TYPES)})"
         )
-    decoder = weights.get("cls.predictions.decoder.weight")
-    tied = decoder is None or np.array_equal(decoder, weights["embeddings.word_embeddings.weight"])
-    if tied:
-        weights.pop("cls.predictions.decoder.weight", None)  # the converter reuses the word embeddings
-    return weights, tied
-
-
-def infer_config(weights: dict[str, np.ndarray], num_heads: int | None, layer_norm_eps: float) -> BertConfig:
-    vocab_size, hidden = weights["embeddings.word_embeddings.weight"].shape
-    layers = 1 + max(int(m.group(1)) for n in weights if (m := _LAYER.match(n)))
-    # Head count is not visible in the weights; BERT models use 64-wide heads, and the TorchScript check catches
-    # any other choice.
-    heads = num_heads or max(1, hidden // 64)
-    return BertConfig(
-        vocab_size=int(vocab_size),
-        hidden_size=int(hidden),
-        num_layers=layers,
-        num_heads=heads,
-        intermediate_size=int(weights["encoder.layer.0.intermediate.dense.weight"].shape[0]),
-        max_position_embeddings=int(weights["embeddings.position_embeddings.weight"].shape[0]),
-        type_vocab_size=int(weights["embeddings.token_type_embeddings.weight"].shape[0]),
-        layer_norm_eps=layer_norm_eps,
-    )
+    return value
 
 
 def _import_torch() -> Any:
@@ -198,23 +129,34 @@ def _import_torch() -> Any:
     return torch
 
 
-def load_torchscript(pt_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
+def first_line(error: BaseException) -> str:
+    """The gist of a torch error: the first sentence (the rest is advice or a C++ stack trace), or for an error
+    raised inside a TorchScript program the final `XxxError: ...` line after its TorchScript traceback."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"[A-Za-z]+Error: ", line)]
+    text = raised[-1] if raised else lines[0] if lines else type(error).__name__
+    return text.split(". ", 1)[0].rstrip(".")
+
+
+def load_torchscript(pt_path: Path) -> Any:
     torch = _import_torch()
     try:
         # TorchScript is deprecated in torch, but it is the format Elastic publishes.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(pt_path), map_location="cpu")
-    except RuntimeError as e:
-        raise CheckpointError(f"{pt_path}: not a loadable TorchScript model: {e}") from e
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointError(
+            f"the .pt file is not a TorchScript model (torch.jit.load: {first_line(e)}); expected a "
+            "TorchScript archive as torch.jit.save and eland write it"
+        ) from e
     module.eval()
-    state = {name: t.detach().cpu().numpy() for name, t in module.state_dict().items()}
-    return module, state
+    return module
 
 
-def es_inputs(ids: list[list[int]]) -> tuple[np.ndarray, ...]:
+def es_inputs(ids: list[list[int]], count: int = 4) -> tuple[np.ndarray, ...]:
     """What ES's pytorch_inference passes a BERT text_expansion model, in order: input_ids, attention_mask,
-    token_type_ids (all 0: one sequence) and position_ids (0..n-1), padded with [PAD] id 0."""
+    token_type_ids (all 0: one sequence) and position_ids (0..n-1), padded with [PAD] id 0; the first `count`."""
     width = max(len(x) for x in ids)
     input_ids = np.zeros((len(ids), width), dtype=np.int64)
     mask = np.zeros_like(input_ids)
@@ -222,32 +164,91 @@ def es_inputs(ids: list[list[int]]) -> tuple[np.ndarray, ...]:
         input_ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
     positions = np.broadcast_to(np.arange(width, dtype=np.int64), input_ids.shape).copy()
-    return input_ids, mask, np.zeros_like(input_ids), positions
+    return (input_ids, mask, np.zeros_like(input_ids), positions)[:count]
 
 
-def check_against_torchscript(module: Any, package: ModelPackage) -> float:
-    """Max |Δw| between the TorchScript model and the package on sample texts (raises above CHECK_TOLERANCE)."""
-    from elser_server.runtime.session import SpladeSession
-    from elser_server.runtime.tokenizer import Tokenizer as RuntimeTokenizer
+def splade_pool(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """What Elasticsearch does with per-position output: max over unmasked positions of log(1 + relu(x))."""
+    weights = np.log1p(np.maximum(logits, 0.0)) * mask[:, :, None].astype(logits.dtype)
+    return np.asarray(weights.max(axis=1), dtype=np.float32)
 
+
+@dataclass(frozen=True)
+class TorchScriptRun:
+    """The TorchScript model's own vectors for the check texts, and what its output looked like."""
+
+    ids: list[list[int]]
+    vectors: np.ndarray  # [texts, vocab], pooled as Elasticsearch pools this model's output
+    output: str  # "pooled" or "per-position"
+    expansion_type: str
+    declared: bool  # expansion_type came from the metadata (else from the output's rank)
+
+
+def run_torchscript(
+    module: Any, ids: list[list[int]], num_inputs: int, vocab_size: int, declared: str | None
+) -> TorchScriptRun:
+    """Run the model on `ids` with the inputs ES feeds it; tell pooled from per-position output by the metadata's
+    expansion_type, or else by the output's rank."""
     torch = _import_torch()
-    tok = RuntimeTokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
-    ids = [list(e.ids) for e in tok.encode_batch(list(ACCURACY_SAMPLE[:_CHECK_TEXTS]))]
-    with torch.inference_mode():
-        out = module(*(torch.from_numpy(x) for x in es_inputs(ids)))
-    expected = np.asarray(out[0] if isinstance(out, tuple | list) else out, dtype=np.float32)
-    if expected.shape != (len(ids), package.vocab_size):
+    inputs = es_inputs(ids, num_inputs)
+    try:
+        with torch.inference_mode():
+            out = module(*(torch.from_numpy(x) for x in inputs))
+    except RuntimeError as e:
         raise CheckpointError(
-            f"the TorchScript model returned shape {expected.shape}, expected [batch, vocab] = "
-            f"{[len(ids), package.vocab_size]}: it is not a text_expansion (SPLADE) model"
+            f"the TorchScript model fails on the inputs Elasticsearch feeds it ({first_line(e)}); expected it to "
+            f"take int64 [batch, seq] tensors: {', '.join(ES_INPUT_NAMES[:num_inputs])}"
+        ) from e
+    if isinstance(out, tuple | list) and len(out) == 1:
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        found = (
+            f"a {type(out).__name__} of {len(out)} values"
+            if isinstance(out, tuple | list)
+            else type(out).__name__
         )
-    got = SpladeSession(package, num_threads=1).run_batched([np.asarray(x, dtype=np.int64) for x in ids])
-    diff = float(np.max(np.abs(got - expected)))
+        raise CheckpointError(f"the TorchScript model returns {found}; expected a tensor or a 1-tuple of one")
+    shape = list(out.shape)
+    batch, width = inputs[0].shape
+    wanted = {"elser": [batch, vocab_size], "splade": [batch, width, vocab_size]}
+    described = {
+        "elser": f"[batch, vocab] = {wanted['elser']} (pooled)",
+        "splade": f"[batch, seq, vocab] = {wanted['splade']} (per-position)",
+    }
+    if declared is not None:
+        kind = declared
+        if shape != wanted[kind]:
+            raise CheckpointError(
+                f"the TorchScript model's output has rank {len(shape)} (shape {shape}); the metadata's "
+                f"expansion_type {kind!r} expects {described[kind]}"
+            )
+    else:
+        by_rank = {len(w): k for k, w in wanted.items()}
+        kind = by_rank.get(len(shape), "")
+        if shape != wanted.get(kind):
+            raise CheckpointError(
+                f"the TorchScript model's output has rank {len(shape)} (shape {shape}); expected "
+                f"{described['elser']} or {described['splade']}"
+            )
+    values = out.detach().float().numpy()
+    vectors = splade_pool(values, inputs[1]) if kind == "splade" else values.astype(np.float32)
+    output = "per-position" if kind == "splade" else "pooled"
+    return TorchScriptRun(ids, vectors, output, kind, declared is not None)
+
+
+def check_against_torchscript(reference: TorchScriptRun, package: ModelPackage) -> float:
+    """Max |Δw| between the TorchScript model's vectors and the package's (raises above CHECK_TOLERANCE)."""
+    from elser_server.runtime.session import SpladeSession
+
+    ids = [np.asarray(x, dtype=np.int64) for x in reference.ids]
+    got = SpladeSession(package, num_threads=1).run_batched(ids)
+    diff = float(np.max(np.abs(got - reference.vectors)))
     if diff > CHECK_TOLERANCE:
         raise CheckpointError(
-            f"the converted model differs from the TorchScript model by up to {diff:.3g} (tolerance "
-            f"{CHECK_TOLERANCE}); if it has {package.metadata['architecture']['num_attention_heads']} attention "
-            "heads is wrong, pass --num-heads"
+            f"the converted model differs from the TorchScript model by up to {diff:.3g} (expected at most "
+            f"{CHECK_TOLERANCE}): the graph computes something besides a BERT masked-LM with "
+            f"{'SPLADE max pooling' if reference.output == 'pooled' else 'per-position logits'}; if its "
+            f"{package.metadata['architecture']['num_attention_heads']} attention heads are wrong, pass --num-heads"
         )
     return diff
 
@@ -262,7 +263,6 @@ def convert_torchscript(
     quantize: str = "none",
     int8_scope: str = "vocab",
     num_heads: int | None = None,
-    layer_norm_eps: float = 1e-12,
 ) -> ModelPackage:
     """Convert an ES model package's three files into our package directory `out`."""
     pt, out_dir = Path(pt_path), Path(out)
@@ -270,23 +270,41 @@ def convert_torchscript(
     if not isinstance(es_meta, dict):
         raise CheckpointError(f"{metadata_path}: metadata must be a JSON object")
     settings = BertTokenization.from_metadata(es_meta)
+    declared = expansion_type(es_meta)
     pt_sha256, pt_size = sha256_file(pt)
     if "sha256" in es_meta and es_meta["sha256"] != pt_sha256:
         raise CheckpointError(
             f"{pt}: checksum mismatch (sha256 {pt_sha256}, the metadata says {es_meta['sha256']})"
         )
     vocabulary = read_vocabulary(Path(vocab_path))
-    module, state = load_torchscript(pt)
-    weights, tied = bert_weights(state)
-    config = infer_config(weights, num_heads, layer_norm_eps)
+    module = load_torchscript(pt)
+    from elser_server.model.torchscript_graph import read_bert  # imports torch
+
+    bert = read_bert(module, num_heads)
+    config = bert.config
     if len(vocabulary) != config.vocab_size:
         raise CheckpointError(
-            f"the vocabulary has {len(vocabulary)} tokens, the model's embeddings {config.vocab_size}"
+            f"the vocabulary file has {len(vocabulary)} tokens but the model's word embeddings and vocabulary "
+            f"projection have {config.vocab_size}: expected one vocabulary entry per row"
         )
     if settings.max_sequence_length > config.max_position_embeddings:
         raise CheckpointError(
             f"max_sequence_length {settings.max_sequence_length} exceeds the model's "
             f"{config.max_position_embeddings} positions"
+        )
+    tokenizer = settings.tokenizer(vocabulary)
+    sample = [e.ids for e in tokenizer.encode_batch(list(ACCURACY_SAMPLE[:_CHECK_TEXTS]))]
+    reference = run_torchscript(module, sample, bert.num_inputs, config.vocab_size, declared)
+    if reference.output == "pooled" and not bert.pooled_in_graph:
+        raise CheckpointError(
+            "the TorchScript model returns [batch, vocab] but its graph does not max-pool after the vocabulary "
+            f"projection (it applies {', '.join(sorted(bert.tail_ops)) or 'nothing'}); expected SPLADE max "
+            "pooling over positions of log(1 + relu(logits))"
+        )
+    if reference.output == "per-position" and bert.pooled_in_graph:
+        raise CheckpointError(
+            "the TorchScript model returns [batch, seq, vocab] but its graph max-pools after the vocabulary "
+            "projection; expected the per-position logits"
         )
     packaged_id = str(es_meta.get("packaged_model_id", pt.stem))
     source = {
@@ -296,16 +314,24 @@ def convert_torchscript(
         "size": pt_size,
         "es_description": es_meta.get("description"),
         "tokenization": {"bert": vars(settings)},
+        "torchscript": {
+            "inputs": list(ES_INPUT_NAMES[: bert.num_inputs]),
+            "output": reference.output,
+            "expansion_type": reference.expansion_type,
+            "expansion_type_from": "metadata" if reference.declared else "output rank",
+            "attention_heads_from": "graph" if bert.heads_from_graph else "hidden size / 64",
+        },
     }
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.ckpt.") as tmp_name:
         ckpt = Path(tmp_name)
         hf = config.to_hf_dict()
-        hf["tie_word_embeddings"] = tied
+        hf["tie_word_embeddings"] = bert.tied_decoder
         (ckpt / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
-        save_file(weights, str(ckpt / "model.safetensors"))
-        settings.tokenizer(vocabulary).save(str(ckpt / "tokenizer.json"))
-        del state, weights  # the converter loads its own copy; BERT-base weights are ~0.5 GB each
+        save_file(bert.weights, str(ckpt / "model.safetensors"))
+        tokenizer.save(str(ckpt / "tokenizer.json"))
+        num_inputs = bert.num_inputs
+        del bert, module  # the converter loads its own copy; BERT-base weights are ~0.5 GB each
         common: dict[str, Any] = {
             "model_id": model_id or f".{packaged_id}",
             "description": f"{es_meta.get('description') or packaged_id} (converted from TorchScript)",
@@ -317,8 +343,8 @@ def convert_torchscript(
         package = convert(ckpt, out_dir, **common)
         check = {
             "texts": _CHECK_TEXTS,
-            "max_abs_diff": check_against_torchscript(module, package),
-            "inputs": "as ES feeds them: input_ids, attention_mask, token_type_ids, position_ids",
+            "max_abs_diff": check_against_torchscript(reference, package),
+            "inputs": f"as ES feeds them: {', '.join(ES_INPUT_NAMES[:num_inputs])}",
         }
         if quantize != "none":
             common["extra"] = {**common["extra"], "torchscript_check_fp32": check}

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,6 +47,14 @@ class Metrics:
         )
         self.http_requests = Counter(
             "elser_http_requests", "REST requests handled.", ["method", "route", "status"], registry=r
+        )
+        self.grpc_in_flight = Gauge(
+            "elser_grpc_calls_in_flight",
+            "gRPC calls being handled, as the server-wide call limit counts them (health and reflection not).",
+            registry=r,
+        )
+        self.http_in_progress = Gauge(
+            "elser_http_requests_in_progress", "REST requests being handled.", ["method", "route"], registry=r
         )
         self.http_duration = Histogram(
             "elser_http_request_duration_seconds",
@@ -87,6 +102,7 @@ class Metrics:
         )
         self._download_done: dict[str, int] = {}
         self.auth_rejections = 0
+        self.call_limit_rejections = 0
 
     # --- transports ----------------------------------------------------------------------------------------
 
@@ -94,12 +110,20 @@ class Metrics:
         self.grpc_requests.labels(method, code).inc()
         self.grpc_duration.labels(method, code).observe(seconds)
 
+    def http_started(self, method: str, route: str) -> None:
+        self.http_in_progress.labels(method, route).inc()
+
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """A request handled (`http_started` was called for it)."""
+        self.http_in_progress.labels(method, route).dec()
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_duration.labels(method, route, str(status)).observe(seconds)
 
     def auth_rejected(self) -> None:
         self.auth_rejections += 1
+
+    def calls_rejected(self) -> None:
+        self.call_limit_rejections += 1
 
     # --- the core (CoreObserver) --------------------------------------------------------------------------
 
@@ -170,7 +194,7 @@ class _DeploymentCollector(Collector):
             "Model time per text: mean since start, and p99 over the recent texts (ES deployment stats).",
             labels=["deployment", "statistic"],
         )
-        for endpoint in self._core.get_endpoints():
+        for endpoint in self._core.known_endpoints():
             report = self._core.deployment_stats(endpoint.inference_id)
             dep, stats = [endpoint.inference_id], report.stats
             depth.add_metric(dep, report.queued)
@@ -190,7 +214,14 @@ class _DeploymentCollector(Collector):
                 if value_ms is not None:
                     per_text.add_metric([*dep, statistic], value_ms / 1000.0)
         rejections.add_metric(["", "auth"], self._metrics.auth_rejections)
-        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text)
+        rejections.add_metric(["", "calls_in_flight"], self._metrics.call_limit_rejections)
+        store = GaugeMetricFamily(
+            "elser_store_available",
+            "1 while the endpoint store is reachable; 0 while a shared store is not (endpoints are served from "
+            "the last known state and changes are refused).",
+        )
+        store.add_metric([], 1.0 if self._core.store_available else 0.0)
+        yield from (depth, capacity, current, target, inferences, errors, rejections, peak, per_text, store)
 
 
 class MetricsServer:

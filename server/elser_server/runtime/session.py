@@ -114,6 +114,11 @@ class SpladeSession:
         self._output = self._session.get_outputs()[0].name
         self.vocab_size = int(self._session.get_outputs()[0].shape[1])
 
+    @property
+    def session_options(self) -> ort.SessionOptions:
+        """The options onnxruntime runs this session with (threads, execution mode, config entries)."""
+        return self._session.get_session_options()
+
     def run(self, batch: Sequence[np.ndarray], run_options: RunHandle | None = None) -> np.ndarray:
         """Token-id arrays → [len(batch), vocab] float32 weights, padding only to this batch's longest input."""
         if not batch:

@@ -52,7 +52,7 @@ class Tokenizer:
         self._id_to_token_array = np.array(self._id_to_token, dtype=object)
         added = list(inner.get_added_tokens_decoder().values())
         self._added = [t.content for t in added]
-        # The prefix shortcut's proof (see _prefix) holds for BERT's per-character normalizer and pre-tokenizer
+        # The prefix shortcut's proof (see prefix) holds for BERT's per-character normalizer and pre-tokenizer
         # with added tokens matched verbatim in the raw text; any other tokenizer always encodes the full text.
         self._cuttable = (
             isinstance(inner.normalizer, tokenizers.normalizers.BertNormalizer)
@@ -77,9 +77,9 @@ class Tokenizer:
             except ValueError as err:
                 raise ValueError(f"input {i} {err}") from None
         # Long texts are first encoded from a prefix cut right after a word boundary, whose tokens are then exactly
-        # the first tokens of the full text (see _prefix). If that prefix alone overflows, so does the full text and
+        # the first tokens of the full text (see prefix). If that prefix alone overflows, so does the full text and
         # the result is identical; otherwise the full text is encoded. This keeps a 100,000-character input cheap.
-        prefixes = [self._prefix(t) for t in texts]
+        prefixes = [self.prefix(t) for t in texts]
         encoded = self._tok.encode_batch_fast(prefixes, add_special_tokens=True)
         redo = [i for i, e in enumerate(encoded) if prefixes[i] is not texts[i] and not e.overflowing]
         if redo:
@@ -88,7 +88,7 @@ class Tokenizer:
                 encoded[i] = enc
         return [Encoding(np.asarray(e.ids, dtype=np.int64), len(e.overflowing) > 0) for e in encoded]
 
-    def _prefix(self, text: str) -> str:
+    def prefix(self, text: str) -> str:
         """`text` itself, or a prefix of it ending at a word boundary whose tokens are the full text's first ones.
 
         The prefix ends right after a character c that ends a pre-token whatever follows it (whitespace,
@@ -104,7 +104,7 @@ class Tokenizer:
         if not self._cuttable or len(text) <= cut:
             return text
         for i in range(cut, max(cut - _CUT_SEARCH, 0), -1):
-            if self._ends_word(text[i - 1]) and not self._added_token_spans(text, i):
+            if self.ends_word(text[i - 1]) and not self._added_token_spans(text, i):
                 return text[:i]
         return text
 
@@ -113,6 +113,10 @@ class Tokenizer:
         return any(
             text.find(s, max(i - len(s) + 1, 0), i + len(s) - 1) >= 0 for s in self._added if len(s) > 1
         )
+
+    def ends_word(self, c: str) -> bool:
+        """Whether `c` always ends a pre-token, whatever follows it (see _probe_ends_word; cached)."""
+        return self._ends_word(c)
 
     def _probe_ends_word(self, c: str) -> bool:
         """Whether `c` always ends a pre-token, whatever follows it: asked of this tokenizer's own normalizer and

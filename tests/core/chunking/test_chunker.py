@@ -14,6 +14,7 @@ from elser_server.core.chunking import (
     parse_chunking_settings,
 )
 from elser_server.core.chunking.segment import Words
+from support import BLANK_CHUNKING, BLANK_TEXTS
 
 T1 = (
     "Elasticsearch is an open source, distributed, RESTful, search engine which is built on top of Lucene "
@@ -90,10 +91,10 @@ def test_offsets_in_both_units_with_astral_characters() -> None:
     assert (last.end, last.end_utf16) == (len(text), len(text.encode("utf-16-le")) // 2)
 
 
-def test_empty_input() -> None:
-    assert chunk("", WORD_10_1) == []
-    assert chunk("", DEFAULT_CHUNKING) == [Chunk(0, 0, 0, 0)]
-    assert chunk("", NONE) == [Chunk(0, 0, 0, 0)]
+@pytest.mark.parametrize("text", BLANK_TEXTS, ids=repr)
+@pytest.mark.parametrize("settings", BLANK_CHUNKING.values(), ids=BLANK_CHUNKING.keys())
+def test_blank_input_is_one_chunk_of_the_whole_input_as_in_es(settings: dict[str, object], text: str) -> None:
+    assert chunk(text, parse_chunking_settings(settings)) == [Chunk(0, len(text), 0, len(text))]
 
 
 def test_recursive_splits_by_paragraph_then_line_then_sentences() -> None:

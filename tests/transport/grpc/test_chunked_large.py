@@ -11,6 +11,7 @@ from elser.v1 import inference_service_pb2_grpc as is_grpc
 from elser_server.core.chunked import CHUNK_WINDOW
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import SparseEmbedding
+from support import PUT_BODY
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog near the river bank today.",
@@ -44,14 +45,7 @@ def live_embeddings() -> tuple[int, int]:
 
 
 async def test_one_megabyte_document(channel: grpc.aio.Channel, core: InferenceCore) -> None:
-    await core.put_endpoint(
-        "my-elser",
-        "sparse_embedding",
-        {
-            "service": "elasticsearch",
-            "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
-        },
-    )
+    await core.put_endpoint("my-elser", "sparse_embedding", PUT_BODY)
     text = megabyte_text()
     stub = is_grpc.InferenceServiceStub(channel)
     # No top_k: full-size vectors, so holding all of them would show.

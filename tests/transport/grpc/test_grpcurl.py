@@ -12,6 +12,7 @@ import pytest
 from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import types_pb2
+from elser_client import endpoint_config
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 
@@ -42,12 +43,10 @@ async def test_grpcurl_via_reflection(port: int, channel: grpc.aio.Channel) -> N
         await grpcurl(port, "grpc.health.v1.Health/Check", data='{"service": "elser.v1.EndpointService"}')
     )
     assert health == {"status": "SERVING"}
-
-    settings = types_pb2.ServiceSettings(model_id=".elser_model_2", num_allocations=1, num_threads=1)
     request = es_pb2.PutEndpointRequest(
         inference_id="e",
         task_type=types_pb2.TASK_TYPE_SPARSE_EMBEDDING,
-        endpoint=types_pb2.EndpointConfig(service="elasticsearch", service_settings=settings),
+        endpoint=endpoint_config(),
     )
     await es_grpc.EndpointServiceStub(channel).PutEndpoint(request)
     body = '{"inference_id": "e", "input": ["hello world"], "options": {"return_tokens": true}}'

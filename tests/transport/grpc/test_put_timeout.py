@@ -12,6 +12,7 @@ import pytest
 from elser.v1 import endpoint_service_pb2 as es_pb2
 from elser.v1 import endpoint_service_pb2_grpc as es_grpc
 from elser.v1 import types_pb2
+from elser_client import endpoint_config
 from elser_server.transport.grpc.server import GrpcTransport
 from grpcdetails import rich
 from serverprocess import SlowRepository
@@ -38,11 +39,10 @@ async def slow_channel(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[g
 
 async def test_put_answers_es_timeout_before_the_callers_deadline(slow_channel: grpc.aio.Channel) -> None:
     stub = es_grpc.EndpointServiceStub(slow_channel)
-    settings = types_pb2.ServiceSettings(model_id=".elser_model_2", num_allocations=1, num_threads=1)
     request = es_pb2.PutEndpointRequest(
         inference_id="slow",
         task_type=types_pb2.TASK_TYPE_SPARSE_EMBEDDING,
-        endpoint=types_pb2.EndpointConfig(service="elasticsearch", service_settings=settings),
+        endpoint=endpoint_config(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await stub.PutEndpoint(request, timeout=5)

@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import REPO_ROOT, running, server_settings
+from support import REPO_ROOT, eventually_async, running, server_settings
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 README = REPO_ROOT / "README.md"
@@ -111,17 +111,13 @@ def test_readme_has_the_examples() -> None:
     assert all(README_TARGET in c for c in calls), "every example talks to the documented port"
 
 
-async def wait_until_serving(port: int) -> None:
-    """The README's health check asks for InferenceService readiness: wait for the preloaded default endpoint."""
+async def inference_serving(port: int) -> bool:
+    """Whether InferenceService reports SERVING: the README's health check asks for it (the preloaded default
+    endpoint is deployed)."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service="elser.v1.InferenceService")
-        for _ in range(600):
-            response = await stub.Check(request, timeout=30)
-            if response.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-            await asyncio.sleep(0.2)
-    raise AssertionError("elser.v1.InferenceService never became SERVING")
+        response = await health_pb2_grpc.HealthStub(channel).Check(request, timeout=30)
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 async def run(command: str, prelude: list[str], cwd: Path) -> tuple[int, str, str]:
@@ -149,7 +145,9 @@ async def test_readme_grpcurl_examples(tiny_repository: Path, tmp_path: Path) ->
         tiny_repository, tmp_path / "data", preload_default_endpoint=True, http_enabled=False
     )
     async with running(settings) as service:
-        await wait_until_serving(service.grpc_port)
+        await eventually_async(
+            lambda: inference_serving(service.grpc_port), 120, "the default endpoint to serve", interval_s=0.2
+        )
         prelude: list[str] = []
         outputs: dict[str, Any] = {}
         for command in commands:

@@ -19,6 +19,7 @@ from elser_server.core.types import Priority
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpcdetails import rich
+from support import eventually_async
 
 SPARSE = types_pb2.TASK_TYPE_SPARSE_EMBEDDING
 
@@ -183,9 +184,9 @@ async def test_deadline_expiring_while_queued(channel: grpc.aio.Channel, core: I
         return await stub.Infer(big, timeout=60)
 
     busy = [asyncio.create_task(occupy()) for _ in range(8)]
-    async with asyncio.timeout(30):
-        while core.deployment_stats("my-elser").queued < 256:  # the long texts are tokenized and queued
-            await asyncio.sleep(0.005)
+    await eventually_async(
+        lambda: core.deployment_stats("my-elser").queued >= 256, 30, "the long texts tokenized and queued"
+    )
     # In the bulk lane behind 512 long texts: it cannot be reached before its deadline.
     late = is_pb2.InferRequest(
         inference_id="my-elser",
@@ -245,11 +246,11 @@ async def test_health_per_service(channel: grpc.aio.Channel) -> None:
     # Nothing is deployed yet: inference is not ready.
     assert await status("elser.v1.InferenceService") == health_pb2.HealthCheckResponse.NOT_SERVING
     await put(channel)
-    for _ in range(100):
-        if await status("elser.v1.InferenceService") == health_pb2.HealthCheckResponse.SERVING:
-            break
-        await asyncio.sleep(0.05)
-    assert await status("elser.v1.InferenceService") == health_pb2.HealthCheckResponse.SERVING
+
+    async def serving() -> bool:
+        return await status("elser.v1.InferenceService") == health_pb2.HealthCheckResponse.SERVING
+
+    await eventually_async(serving, 30, "InferenceService to be SERVING")
 
 
 async def test_watch_deployment_and_stats(channel: grpc.aio.Channel) -> None:

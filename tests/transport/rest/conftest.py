@@ -12,7 +12,11 @@ from elser_server.core.service import InferenceCore
 from elser_server.transport.rest import RestTransport
 from support import make_core, server_settings
 
-MAX_BODY_BYTES = 256 * 1024
+
+@pytest.fixture
+def max_body_bytes() -> int:
+    """The transport's request body limit (small, so that a test can exceed it)."""
+    return 256 * 1024
 
 
 @pytest.fixture
@@ -24,8 +28,8 @@ async def core(tiny_repository: Path, tmp_path: Path) -> AsyncIterator[Inference
 
 
 @pytest.fixture
-async def base_url(core: InferenceCore, tmp_path: Path) -> AsyncIterator[str]:
-    settings = server_settings(data_dir=tmp_path, max_request_bytes=MAX_BODY_BYTES)
+async def base_url(core: InferenceCore, tmp_path: Path, max_body_bytes: int) -> AsyncIterator[str]:
+    settings = server_settings(data_dir=tmp_path, max_request_bytes=max_body_bytes)
     transport = RestTransport(core, settings, node_name="test-node")
     port = await transport.start()
     yield f"http://127.0.0.1:{port}"

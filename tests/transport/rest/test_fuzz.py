@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from es_bodies import ELSER_BODY, ES_BODY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ELSER_PUT_BODY, PUT_BODY
 from yarl import URL
 
 SEGMENTS = st.sampled_from(
@@ -38,7 +38,11 @@ PARAMS = st.sampled_from(
     ["pretty", "human", "error_trace", "filter_path", "timeout", "dry_run", "force", "tmeout"]
 )
 VALUES = st.sampled_from(
-    ["", "true", "false", "1s", "0s", "-1", "1.5s", "abc", "*", "**.x,-y", "10"]
+    [
+        *("", "true", "false", "1s", "0s", "-1", "1.5s", "abc", "*", "**.x,-y", "10"),
+        # hostile: past a Java long and a double, non-ASCII digits, a star glob
+        *("1" + "0" * 400 + "s", "9" * 30 + "ms", "²s", "٣s", "²", "**." + "*" * 30 + "Z"),
+    ]
 ) | st.text(max_size=6)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
@@ -52,7 +56,7 @@ BODIES = st.one_of(
         {"input": st.one_of(st.text(max_size=20), st.lists(st.text(max_size=20), max_size=3))},
         optional={"task_settings": JSON, "input_type": VALUES, "timeout": VALUES, "foo": JSON},
     ).map(lambda v: json.dumps(v).encode()),
-    st.sampled_from([ES_BODY, ELSER_BODY, {"service_settings": {"num_allocations": 2}}]).map(
+    st.sampled_from([PUT_BODY, ELSER_PUT_BODY, {"service_settings": {"num_allocations": 2}}]).map(
         lambda v: json.dumps(v).encode()
     ),
     st.binary(max_size=40),

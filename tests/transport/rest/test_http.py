@@ -9,11 +9,10 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from conftest import MAX_BODY_BYTES
 from elser_server.core import chunking
 from elser_server.core.errors import queue_full
 from elser_server.core.service import InferenceCore
-from es_bodies import ELSER_BODY, ES_BODY
+from support import ELSER_PUT_BODY, PUT_BODY
 
 VND9 = "application/vnd.elasticsearch+json; compatible-with=9"
 
@@ -38,7 +37,7 @@ async def call(
 
 
 async def test_deprecation_warnings_become_warning_headers(http: aiohttp.ClientSession) -> None:
-    async with http.put("/_inference/sparse_embedding/e", json=ELSER_BODY) as response:
+    async with http.put("/_inference/sparse_embedding/e", json=ELSER_PUT_BODY) as response:
         warnings = response.headers.getall("Warning")
     assert len(warnings) == 2
     assert all(w.startswith('299 Elasticsearch-9.1.0 "') and w.endswith('"') for w in warnings)
@@ -72,7 +71,7 @@ async def test_unknown_routes_and_methods(http: aiohttp.ClientSession) -> None:
 async def test_compatible_media_types(http: aiohttp.ClientSession) -> None:
     headers = {"Accept": VND9, "Content-Type": VND9}
     async with http.put(
-        "/_inference/sparse_embedding/e", data=json.dumps(ES_BODY), headers=headers
+        "/_inference/sparse_embedding/e", data=json.dumps(PUT_BODY), headers=headers
     ) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "application/vnd.elasticsearch+json;compatible-with=9"
@@ -97,13 +96,13 @@ async def test_content_type_is_required_for_bodies(http: aiohttp.ClientSession) 
     )
 
 
-async def test_body_limits_and_syntax(http: aiohttp.ClientSession) -> None:
-    big = json.dumps({"input": "x" * MAX_BODY_BYTES})
+async def test_body_limits_and_syntax(http: aiohttp.ClientSession, max_body_bytes: int) -> None:
+    big = json.dumps({"input": "x" * max_body_bytes})
     status, _, body = await call(
         http, "POST", "/_inference/e", data=big, headers={"Content-Type": "application/json"}
     )
     assert body == envelope(
-        "status_exception", f"Request body is too large: the limit is [{MAX_BODY_BYTES}] bytes", 413
+        "status_exception", f"Request body is too large: the limit is [{max_body_bytes}] bytes", 413
     )
     json_headers = {"Content-Type": "application/json"}
     status, _, body = await call(http, "PUT", "/_inference/e", data=b'{"service": ', headers=json_headers)
@@ -123,7 +122,7 @@ async def test_body_limits_and_syntax(http: aiohttp.ClientSession) -> None:
 
 
 async def test_query_parameters(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     status, _, body = await call(http, "POST", "/_inference/e?tmeout=1s", json={"input": "x"})
     assert body == envelope(
         "illegal_argument_exception",
@@ -146,14 +145,14 @@ async def test_query_parameters(http: aiohttp.ClientSession) -> None:
 
 
 async def test_expired_timeout_is_408(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     status, _, body = await call(http, "POST", "/_inference/e?timeout=0s", json={"input": "x"})
     assert (status, body["status"], body["error"]["type"]) == (408, 408, "status_exception")
     assert body["error"]["reason"].startswith("Timed out")
 
 
 async def test_pretty_and_filter_path(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     async with http.delete("/_inference/e?dry_run&pretty") as response:
         assert await response.text() == (
             '{\n  "acknowledged" : false,\n  "pipelines" : [ ],\n  "indexes" : [ ],\n  "error_message" : ""\n}\n'
@@ -173,7 +172,7 @@ async def test_pretty_and_filter_path(http: aiohttp.ClientSession) -> None:
 async def test_inference_output_is_the_cores_float32_rows(
     http: aiohttp.ClientSession, core: InferenceCore
 ) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     texts = ["U.S. e.g. a.b.c, dotted tokens", "short", "word " * 600]
     expected = await core.infer("e", None, texts)
     for query in ("", "?pretty"):
@@ -189,7 +188,7 @@ async def test_inference_output_is_the_cores_float32_rows(
 
 
 async def test_stream_routes_answer_an_sse_error(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     for path, status, reason in [
         ("/_inference/e/_stream", 405, "Streaming is not allowed for service [elasticsearch]."),
         (
@@ -203,14 +202,14 @@ async def test_stream_routes_answer_an_sse_error(http: aiohttp.ClientSession) ->
             assert response.status == status
             assert response.headers["Content-Type"] == "text/event-stream"
             event, data, *_ = (await response.text()).split("\n")
-        assert event == "event: error"
+        assert event == "\ufeffevent: error"  # ES starts every server-sent event with a byte order mark
         assert json.loads(data.removeprefix("data: "))["error"]["reason"] == reason
 
 
 async def test_unexpected_errors_do_not_leak(
     http: aiohttp.ClientSession, core: InferenceCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: object) -> None:
+    async def broken(*_: object) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(core, "get_endpoints", broken)
@@ -234,7 +233,7 @@ async def test_queue_full_is_429_with_retry_after(
 
 
 async def test_chunked_extension(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     text = "First sentence here. Second one follows. And a third."
     settings = {"strategy": "word", "max_chunk_size": 10, "overlap": 1}
     status, _, body = await call(
@@ -257,7 +256,7 @@ async def test_chunked_extension(http: aiohttp.ClientSession) -> None:
 async def test_chunked_extension_offsets_in_utf16_and_code_points(http: aiohttp.ClientSession) -> None:
     """Outside the BMP the two units differ: `start_offset`/`end_offset` index the UTF-16 form (as ES/Java),
     `start_code_point`/`end_code_point` the code points (as gRPC InferChunked and Python `str`)."""
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     text = " ".join(f"😀 word{i} 𠀋 🇫🇷 more" for i in range(12))
     settings = {"strategy": "word", "max_chunk_size": 10, "overlap": 2}
     status, _, body = await call(
@@ -280,7 +279,7 @@ async def test_chunked_extension_offsets_in_utf16_and_code_points(http: aiohttp.
 
 
 async def test_stats_extension(http: aiohttp.ClientSession) -> None:
-    await call(http, "PUT", "/_inference/sparse_embedding/e", json=ES_BODY)
+    await call(http, "PUT", "/_inference/sparse_embedding/e", json=PUT_BODY)
     await call(http, "POST", "/_inference/e", json={"input": ["a", "b"]})
     status, _, body = await call(http, "GET", "/_elser/deployments/e/_stats")
     stats = body["deployment_stats"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, ElasticsearchWarning, NotFoundError
 from elser_server.core.defaults import DEFAULT_ELSER_MODEL_ID
-from es_bodies import ELSER_BODY, ES_BODY
+from support import ELSER_PUT_BODY, PUT_BODY
 
 DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
 ADAPTIVE_SEED = {
@@ -41,7 +41,7 @@ async def es(base_url: str) -> AsyncIterator[AsyncElasticsearch]:
 async def test_seed_example_without_adaptive_allocations(es: AsyncElasticsearch) -> None:
     with pytest.warns(ElasticsearchWarning, match="without a model_id field is deprecated"):
         created = await es.inference.put(
-            task_type="sparse_embedding", inference_id="my-elser-model", inference_config=ELSER_BODY
+            task_type="sparse_embedding", inference_id="my-elser-model", inference_config=ELSER_PUT_BODY
         )
     # The seed's response as ES 8.16+ prints it: elasticsearch service, model_id, default chunking, no task_settings.
     assert ordered(created.body) == ordered(
@@ -94,12 +94,12 @@ async def test_seed_example_with_adaptive_allocations(es: AsyncElasticsearch) ->
 
 async def test_crud_and_inference(es: AsyncElasticsearch) -> None:
     created = await es.inference.put(
-        inference_id="es-elser", task_type="sparse_embedding", inference_config=ES_BODY
+        inference_id="es-elser", task_type="sparse_embedding", inference_config=PUT_BODY
     )
-    assert created.body["service_settings"] == ES_BODY["service_settings"] | {}  # type: ignore[operator]
+    assert created.body["service_settings"] == PUT_BODY["service_settings"]
     # Task type only in the body, URL without it.
     await es.inference.put(
-        inference_id="no-task-type", inference_config={**ES_BODY, "task_type": "sparse_embedding"}
+        inference_id="no-task-type", inference_config={**PUT_BODY, "task_type": "sparse_embedding"}
     )
 
     everything = await es.inference.get()
@@ -149,13 +149,13 @@ async def test_errors_are_typed_with_es_reasons(es: AsyncElasticsearch) -> None:
     with pytest.raises(BadRequestError) as bad_type:
         await es.inference.put(
             inference_id="elser_model",
-            inference_config={"task_type": "bad", **ELSER_BODY, "task_settings": {}},
+            inference_config={"task_type": "bad", **ELSER_PUT_BODY, "task_settings": {}},
         )
     assert bad_type.value.body["error"]["reason"] == "Unknown task_type [bad]"
 
-    await es.inference.put(inference_id="e", task_type="sparse_embedding", inference_config=ES_BODY)
+    await es.inference.put(inference_id="e", task_type="sparse_embedding", inference_config=PUT_BODY)
     with pytest.raises(BadRequestError) as exists:
-        await es.inference.put(inference_id="e", task_type="sparse_embedding", inference_config=ES_BODY)
+        await es.inference.put(inference_id="e", task_type="sparse_embedding", inference_config=PUT_BODY)
     assert exists.value.message == "resource_already_exists_exception"
     with pytest.raises(BadRequestError) as empty:
         await es.inference.inference(inference_id="e", input=[])

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 from elser_server.core.errors import ElserError
+from elser_server.core.input_type import InputType
 from elser_server.transport.rest import body, media, params, routes
-from elser_server.transport.rest.filter_path import FilterPath
-from elser_server.transport.rest.jsontext import RawNumber, _weights_text, dumps, java_float
+from elser_server.transport.rest.filter_path import MAX_SEGMENTS, FilterPath, glob_match
+from elser_server.transport.rest.jsontext import RawNumber, dumps, java_float, weights_text
 from elser_server.transport.rest.routes import Action, Route
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,6 +35,10 @@ def reason(exc: pytest.ExceptionInfo[ElserError]) -> str:
         ("0", 0.0),
         ("-1", None),
         ("-1s", None),
+        ("-0001", None),
+        ("000", 0.0),
+        ("9223372036854775807d", 9223372036854775807 * 86400.0),  # Long.MAX_VALUE days, as ES takes it
+        ("\u0663s", 3.0),  # Java reads Unicode decimal digits
     ],
 )
 def test_time_values(raw: str, seconds: float | None) -> None:
@@ -56,6 +61,22 @@ def test_time_values(raw: str, seconds: float | None) -> None:
         (
             "-2s",
             "failed to parse setting [timeout] with value [-2s] as a time value: negative durations are not supported",
+        ),
+        # Past a Java long, ES's Long.parseLong fails and Double.parseDouble does not: "fractional".
+        (
+            "9223372036854775808s",
+            "failed to parse [9223372036854775808s], fractional time values are not supported",
+        ),
+        (
+            "1" + "0" * 5000 + "s",
+            f"failed to parse [1{'0' * 5000}s], fractional time values are not supported",
+        ),
+        ("1e400s", "failed to parse [1e400s], fractional time values are not supported"),
+        ("²s", "failed to parse [²s]"),  # a superscript is not a digit
+        ("0x10s", "failed to parse [0x10s]"),
+        (
+            "5M",  # months, not minutes
+            "failed to parse setting [timeout] with value [5M] as a time value: unit is missing or unrecognized",
         ),
     ],
 )
@@ -150,6 +171,62 @@ def test_filter_path_blank_is_no_filter() -> None:
 
 
 @pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("*", "", True),
+        ("a*", "abc", True),
+        ("*c", "abc", True),
+        ("a*c", "ac", True),
+        ("a*b*c", "aXbYc", True),
+        ("a*b*c", "acb", False),
+        ("*ab*ab*", "xabyab", True),
+        ("*ab*ab*", "xab", False),
+        ("a**b", "ab", True),
+        ("*" * 2000 + "Z", "a" * 50, False),
+        ("*a" * 30 + "*", "a" * 29, False),
+    ],
+)
+def test_glob_match(pattern: str, name: str, matches: bool) -> None:
+    assert glob_match(pattern, name) is matches
+
+
+def test_filter_path_is_bounded() -> None:
+    assert FilterPath.parse(".".join(["a"] * MAX_SEGMENTS)) is not None
+    with pytest.raises(ElserError) as exc:
+        FilterPath.parse(".".join(["a"] * MAX_SEGMENTS) + ",b")
+    assert reason(exc).startswith(f"[filter_path] has more than [{MAX_SEGMENTS}] path segments")
+
+
+def test_runs_of_double_stars_are_one() -> None:
+    selected = FilterPath.parse(".".join(["**"] * 40) + ".model_id")
+    assert selected is not None
+    assert selected.apply(BODY) == FilterPath.parse("**.model_id").apply(BODY)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("5", 5),
+        (" 7 ", 7),
+        ("1e3", 1000),
+        ("²", None),
+        ("٣", None),
+        ("1.5", None),
+        ("NaN", None),
+        ("1e400", None),
+    ],
+)
+def test_int_fields_read_strings_as_java_does(text: str, value: int | None) -> None:
+    raw = json.dumps({"input": "x", "top_n": text}, ensure_ascii=False).encode()
+    if value is not None:
+        assert body.parse_inference_request(raw).top_n == value
+        return
+    with pytest.raises(ElserError) as exc:
+        body.parse_inference_request(raw)
+    assert reason(exc).endswith("failed to parse field [top_n]")
+
+
+@pytest.mark.parametrize(
     ("value", "text"),
     [
         (2.1259406, "2.1259406"),
@@ -182,7 +259,7 @@ def test_java_float_round_trips_float32(value: float) -> None:
 )
 def test_weight_fast_path_matches_java_float(values: list[float]) -> None:
     weights = np.array(values, dtype=np.float32)
-    assert _weights_text(weights) == [java_float(w) for w in weights]
+    assert weights_text(weights) == [java_float(w) for w in weights]
 
 
 def test_pretty_is_jackson_style() -> None:
@@ -303,7 +380,7 @@ def test_body_content_type(content_type: str | None, message: str) -> None:
 
 def test_inference_body() -> None:
     parsed = body.parse_inference_request(b'{"input": "one", "task_settings": {}, "input_type": "search"}')
-    assert parsed.input == ["one"] and parsed.input_type == "search"
+    assert parsed.input == ["one"] and parsed.input_type is InputType.SEARCH
     assert body.parse_inference_request(b'{"input": ["a", 1, true]}').input == ["a", "1", "true"]
 
 

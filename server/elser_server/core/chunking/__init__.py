@@ -1,6 +1,6 @@
 """ES chunking settings and chunkers (word, sentence, none, recursive) with ICU boundaries."""
 
-from elser_server.core.chunking.chunker import Chunk, chunk
+from elser_server.core.chunking.chunker import Chunk, chunk, chunk_off_loop
 from elser_server.core.chunking.settings import (
     DEFAULT_CHUNKING,
     ChunkingSettings,
@@ -16,5 +16,6 @@ __all__ = [
     "SeparatorGroup",
     "Strategy",
     "chunk",
+    "chunk_off_loop",
     "parse_chunking_settings",
 ]

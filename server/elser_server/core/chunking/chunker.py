@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 
 from elser_server.core.chunking.recursive import recursive_chunks
 from elser_server.core.chunking.segment import Text, Words
 from elser_server.core.chunking.sentence import sentence_chunks
+from elser_server.core.chunking.separators import DEADLINE_REASON, SeparatorClock
 from elser_server.core.chunking.settings import ChunkingSettings, Strategy
 from elser_server.core.chunking.word import word_chunks
+from elser_server.core.errors import deadline_exceeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +32,20 @@ class Chunk:
         return source[self.start : self.end]
 
 
-def chunk(text: str, settings: ChunkingSettings) -> list[Chunk]:
+def chunk(
+    text: str,
+    settings: ChunkingSettings,
+    *,
+    separator_budget_s: float | None = None,
+    deadline: float | None = None,
+) -> list[Chunk]:
     """Split `text` exactly as ES's chunker for `settings` does; chunks are in input order.
 
-    Settings must come from `parse_chunking_settings` (validated). An empty text gives no chunk with the
-    word strategy and one empty chunk with the others, as in ES."""
+    Settings must come from `parse_chunking_settings` (validated). Every strategy gives an empty text one
+    empty chunk `[0, 0)` and a text without words one chunk covering it, as ES does. The recursive strategy's
+    separators match for `separator_budget_s` of CPU time in all, and not past `deadline`
+    (`time.monotonic()`); when either runs out the call raises ES's 400 or the deadline's `ElserError`. Run
+    it off the event loop: `chunk_off_loop`."""
     t = Text(text)
     spans: list[tuple[int, int]]
     size = settings.max_chunk_size or 0
@@ -42,5 +57,25 @@ def chunk(text: str, settings: ChunkingSettings) -> list[Chunk]:
     elif settings.strategy is Strategy.SENTENCE:
         spans = sentence_chunks(t.ustr, size, bool(settings.sentence_overlap))
     else:
-        spans = recursive_chunks(t, settings.separators or (), size)
+        clock = SeparatorClock(separator_budget_s, deadline)
+        spans = recursive_chunks(t, settings.separators or (), size, clock)
     return [Chunk(t.to_cp(s), t.to_cp(e), s, e) for s, e in spans]
+
+
+async def chunk_off_loop(
+    executor: Executor,
+    text: str,
+    settings: ChunkingSettings,
+    *,
+    separator_budget_s: float | None,
+    deadline: float,
+) -> list[Chunk]:
+    """`chunk` in `executor`, answered by `deadline` at the latest: past it this raises the deadline's
+    `ElserError` at once, and the thread, no longer awaited, stops within the same time of CPU."""
+    job = asyncio.get_running_loop().run_in_executor(
+        executor, partial(chunk, text, settings, separator_budget_s=separator_budget_s, deadline=deadline)
+    )
+    try:
+        return await asyncio.wait_for(job, max(deadline - time.monotonic(), 0))
+    except TimeoutError:
+        raise deadline_exceeded(DEADLINE_REASON) from None

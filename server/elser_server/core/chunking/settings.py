@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from elser_server.core.chunking.separators import MAX_SEPARATORS, separator_problems
 from elser_server.core.errors import invalid
 from elser_server.core.es_validation import (
     ValidationErrors,
@@ -145,7 +145,7 @@ def _strategy(d: Mapping[str, Any]) -> Strategy:
         ) from None
 
 
-def _separators(d: dict[str, Any], errors: ValidationErrors) -> tuple[str, ...]:
+def _separators(d: dict[str, Any], errors: ValidationErrors, stored: bool) -> tuple[str, ...]:
     group_raw = d.pop("separator_group", None)
     group: SeparatorGroup | None = None
     if group_raw is not None:
@@ -164,28 +164,29 @@ def _separators(d: dict[str, Any], errors: ValidationErrors) -> tuple[str, ...]:
             separators = tuple(listed)
             if not separators:
                 errors.add("Recursive chunking settings can not have an empty list of separators")
-            for regex in separators:
+            elif len(separators) <= MAX_SEPARATORS and not stored:
                 # ES compiles separators only when chunking; rejecting bad ones here avoids failing later.
-                try:
-                    re.compile(regex)
-                except re.error as e:
-                    errors.add(
-                        f"[{SCOPE}] Invalid value [{regex}]. [separators] must be regular expressions: {e}"
-                    )
+                # Stored settings passed this once; the chunker checks them again before it compiles them.
+                for problem in separator_problems(separators):
+                    errors.add(problem)
         else:
             errors.add(type_error("separators", listed, "List<String>"))
     if listed is not None and group_raw is not None:
         errors.add("Recursive chunking settings can not have both separators and separator_group")
     if group is not None:
         return group.separators
+    if separators is not None and len(separators) > MAX_SEPARATORS and not stored:
+        errors.add(f"separators list size [{len(separators)}] must not exceed [{MAX_SEPARATORS}]")
     return separators or SeparatorGroup.PLAINTEXT.separators
 
 
-def parse_chunking_settings(value: object) -> ChunkingSettings:
+def parse_chunking_settings(value: object, *, stored: bool = False) -> ChunkingSettings:
     """Validate a request's `chunking_settings` (any JSON value) as ES does; `None`/`{}` give the default.
 
     Raises `ElserError`: `illegal_argument_exception` for a missing/unknown strategy, otherwise one
-    `validation_exception` listing every problem ES would list (ES's "Validation Failed: n: ...;" form)."""
+    `validation_exception` listing every problem ES would list (ES's "Validation Failed: n: ...;" form).
+    `stored`: settings read back from the store, which skip the limits of requests (ES's
+    `enforceRequestLimits`) and the compiling of separators, so that start-up neither fails nor stalls."""
     if value is None:
         return DEFAULT_CHUNKING
     if not isinstance(value, Mapping):
@@ -226,6 +227,6 @@ def parse_chunking_settings(value: object) -> ChunkingSettings:
         errors.raise_if_any(*_ERROR)
         return ChunkingSettings(strategy, max_chunk_size=max_size, sentence_overlap=sentence_overlap)
     max_size = _required_int_between(d, "max_chunk_size", RECURSIVE_MAX_CHUNK_SIZE_RANGE, errors)
-    separators = _separators(d, errors)
+    separators = _separators(d, errors, stored)
     errors.raise_if_any(*_ERROR)
     return ChunkingSettings(strategy, max_chunk_size=max_size, separators=separators)

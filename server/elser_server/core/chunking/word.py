@@ -8,11 +8,10 @@ from collections.abc import Sequence
 def word_chunks(word_ends: Sequence[int], length: int, size: int, overlap: int) -> list[tuple[int, int, int]]:
     """Chunks `(start, end, words)` of a text of `length` UTF-16 units whose word-ending boundaries are
     `word_ends`. Every chunk but the last has exactly `size` words and ends right after its last word; the
-    next one starts right after the word preceding its overlap words; the last runs to the end."""
+    next one starts right after the word preceding its overlap words; the last runs to the end. A text without
+    words (empty included) is one chunk, as in ES."""
     if overlap < 0 or overlap > size // 2:
         raise ValueError(f"invalid chunking parameters: size {size}, overlap {overlap}")
-    if length == 0:
-        return []
     chunks: list[tuple[int, int, int]] = []
     step = size - overlap
     count = since = window_start = next_window_start = 0

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 from elser.v1 import types_pb2
 from elser_server.core.chunking.settings import ChunkingSettings
+from elser_server.core.endpoint_rules import parse_task_type
+from elser_server.core.errors import FieldViolation, invalid
+from elser_server.core.es_validation import validation_failed
 from elser_server.core.events import DeploymentEvent
+from elser_server.core.input_type import input_type_priority, input_type_problem, parse_input_type
 from elser_server.core.types import (
     DeploymentReport,
     Endpoint,
@@ -15,7 +21,7 @@ from elser_server.core.types import (
     ServiceSettings,
     SparseEmbedding,
 )
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 _TASK_TYPE_PREFIX = "TASK_TYPE_"
 _STRATEGY_PREFIX = "CHUNKING_STRATEGY_"
@@ -41,8 +47,32 @@ def task_type_proto(task_type: str) -> int:
     return int(types_pb2.TaskType.Value(name)) if name in types_pb2.TaskType.keys() else 0  # noqa: SIM118 (EnumTypeWrapper has no __contains__)
 
 
-def _struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(struct))
+def _struct_dict(struct: struct_pb2.Struct, path: str) -> dict[str, Any]:
+    """A Struct as the JSON object it stands for. JSON has no NaN or infinities: over REST such a body fails to
+    parse, so over gRPC it is refused with REST's reason and the field that held it."""
+    return {key: _json_value(value, f"{path}.{key}") for key, value in struct.fields.items()}
+
+
+def _json_value(value: struct_pb2.Value, path: str) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            token = "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+            raise invalid(
+                "Failed to parse content to map",
+                es_type="parse_exception",
+                error_reason="INVALID_BODY",
+                violations=[FieldViolation(path, f"Non-standard token '{token}': JSON numbers are finite")],
+            )
+        return number
+    if kind == "struct_value":
+        return _struct_dict(value.struct_value, path)
+    if kind == "list_value":
+        return [_json_value(item, f"{path}[{i}]") for i, item in enumerate(value.list_value.values)]
+    if kind in ("string_value", "bool_value"):
+        return getattr(value, kind)
+    return None  # null_value, or no value at all
 
 
 def _adaptive_body(msg: types_pb2.AdaptiveAllocations) -> dict[str, Any]:
@@ -96,7 +126,7 @@ def endpoint_body(msg: types_pb2.EndpointConfig) -> dict[str, Any]:
     if msg.HasField("chunking_settings"):
         body["chunking_settings"] = chunking_body(msg.chunking_settings)
     if msg.HasField("task_settings"):
-        body["task_settings"] = _struct_dict(msg.task_settings)
+        body["task_settings"] = _struct_dict(msg.task_settings, "task_settings")
     return body
 
 
@@ -152,6 +182,24 @@ def infer_options(msg: types_pb2.InferenceOptions) -> InferOptions:
     )
 
 
+def with_input_type(options: InferOptions, task_type: int, input_type: str) -> InferOptions:
+    """ES `input_type` checked as ES's REST layer and InferenceAction.Request.validate do; it picks the lane
+    when the options leave the priority to the server."""
+    requested = parse_task_type(task_type_arg(task_type))
+    parsed = parse_input_type(input_type)
+    problem = input_type_problem(requested, parsed)
+    if problem is not None:
+        raise invalid(
+            validation_failed([problem]),
+            es_type="action_request_validation_exception",
+            error_reason="INVALID_INPUT",
+            field="input_type",
+        )
+    if options.priority is not Priority.AUTO:
+        return options
+    return replace(options, priority=input_type_priority(parsed))
+
+
 def embedding_proto(embedding: SparseEmbedding) -> types_pb2.SparseEmbedding:
     return types_pb2.SparseEmbedding(
         token_ids=embedding.token_ids.tolist(),
@@ -168,8 +216,9 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def deployment_event_proto(event: DeploymentEvent) -> types_pb2.DeploymentEvent:
+def deployment_event_proto(event: DeploymentEvent, replica: str = "") -> types_pb2.DeploymentEvent:
     return types_pb2.DeploymentEvent(
+        replica=replica,
         time=_timestamp(event.time),
         deployment_id=event.deployment_id,
         model_id=event.model_id,
@@ -204,6 +253,7 @@ def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStat
         average_queue_time_ms=stats.average_queue_time_ms or 0.0,
         p99_inference_time_ms=stats.p99_inference_time_ms or 0.0,
         peak_throughput_per_minute=stats.peak_throughput_per_minute,
+        replica=report.replica,
     )
     if report.start_time is not None:
         msg.start_time.CopyFrom(_timestamp(report.start_time))

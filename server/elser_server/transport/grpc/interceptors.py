@@ -7,13 +7,14 @@ call ended. Every RPC runs in its own task: the request id set in the wrapper st
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
-from elser_server.core.errors import ElserError
+from elser_server.core.errors import ElserError, too_many_calls
 from elser_server.observability.context import (
     OPAQUE_ID_HEADER,
     REQUEST_ID_HEADER,
@@ -78,8 +79,17 @@ def _code(error: BaseException | None, context: Context) -> str:
         code = context.code()
         return code.name if isinstance(code, grpc.StatusCode) else "OK"
     if not isinstance(error, Exception):
-        return "CANCELLED"  # CancelledError: the client went away or its deadline passed
+        # CancelledError: grpc ends the handler when the call's deadline passes or the client goes away.
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
     return "UNKNOWN"  # what grpc answers for an unhandled exception
+
+
+async def _send_initial_metadata(context: Context, metadata: Sequence[tuple[str, str]]) -> None:
+    try:
+        await context.send_initial_metadata(metadata)
+    except grpc.aio.InternalError:
+        raise asyncio.CancelledError from None  # the call ended before it started (see errors.abort)
 
 
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -116,7 +126,7 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 started, error = time.perf_counter(), None
                 with spans.server_span(method, carrier, span_attributes) as end_span:
                     try:
-                        await context.send_initial_metadata(echo)
+                        await _send_initial_metadata(context, echo)
                         async for response in inner(request, context):
                             yield response
                     except BaseException as exc:
@@ -132,7 +142,7 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started, error = time.perf_counter(), None
             with spans.server_span(method, carrier, span_attributes) as end_span:
                 try:
-                    await context.send_initial_metadata(echo)
+                    await _send_initial_metadata(context, echo)
                     return await inner(request, context)
                 except BaseException as exc:
                     error = exc
@@ -199,6 +209,64 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return None
 
 
+class CallLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """At most `limit` calls in flight in the whole server (health checks and reflection are not counted and
+    never refused): past it a call fails at once with RESOURCE_EXHAUSTED and a retry hint, as a full queue does.
+    HTTP/2 has no such answer (a connection's stream limit refuses streams, which clients see as UNAVAILABLE), so
+    the process-wide bound lives here. A call holds its place until its handler ends, which grpc makes happen
+    when the call's deadline passes or its client cancels it."""
+
+    def __init__(self, limit: int, metrics: Metrics | None) -> None:
+        self._limit = limit
+        self._metrics = metrics
+        self.in_flight = 0
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith((HEALTH_PREFIX, *REFLECTION_PREFIXES)):
+            return handler
+        kind, inner = _behaviour(handler)
+        limiter = self
+
+        if inspect.isasyncgenfunction(inner):
+
+            async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+                await limiter._enter(method, context)
+                try:
+                    async for response in inner(request, context):
+                        yield response
+                finally:
+                    limiter._leave()
+
+            return _rebuilt(handler, kind, streaming)
+
+        async def unary(request: Any, context: Context) -> Any:
+            await limiter._enter(method, context)
+            try:
+                return await inner(request, context)
+            finally:
+                limiter._leave()
+
+        return _rebuilt(handler, kind, unary)
+
+    async def _enter(self, method: str, context: Context) -> None:
+        if self.in_flight >= self._limit:
+            if self._metrics is not None:
+                self._metrics.calls_rejected()
+            await abort(context, too_many_calls(method, self._limit))
+        self.in_flight += 1
+        if self._metrics is not None:
+            self._metrics.grpc_in_flight.inc()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if self._metrics is not None:
+            self._metrics.grpc_in_flight.dec()
+
+
 class BodyLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """DEBUG-log every unary request message (input texts included): for debugging only. Must be innermost, so
     it sees parsed messages."""
@@ -240,12 +308,16 @@ def server_interceptors(
     *,
     protect_health_and_reflection: bool = False,
     spans: ServerSpans = NO_SPANS,
+    max_concurrent_calls: int = 0,
 ) -> Sequence[grpc.aio.ServerInterceptor]:
-    """Telemetry first (it sees auth failures too), then authentication. Body logging goes innermost, after
-    the transport's own interceptors: see `BodyLogInterceptor`."""
+    """Telemetry first (it sees auth failures and refusals too), then authentication, then the bound on calls
+    in flight (0: none). Body logging goes innermost, after the transport's own interceptors: see
+    `BodyLogInterceptor`."""
     chain: list[grpc.aio.ServerInterceptor] = [TelemetryInterceptor(metrics, spans)]
     if api_keys is not None:
         chain.append(
             AuthInterceptor(api_keys, metrics, protect_health_and_reflection=protect_health_and_reflection)
         )
+    if max_concurrent_calls:
+        chain.append(CallLimitInterceptor(max_concurrent_calls, metrics))
     return chain

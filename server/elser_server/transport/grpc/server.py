@@ -85,8 +85,19 @@ class GrpcTransport:
                 ("grpc.max_connection_age_grace_ms", _ms(settings.grpc_max_connection_age_grace_s)),
                 # Linux's default (1) lets a second server silently share the port.
                 ("grpc.so_reuseport", 0),
-                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once.
+                # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls one connection may have open at once. Calls past
+                # it are refused with RST_STREAM (clients see UNAVAILABLE): the server-wide call limit is an
+                # interceptor, which answers RESOURCE_EXHAUSTED.
                 *((("grpc.max_concurrent_streams", max_streams),) if max_streams else ()),
+                # Calls that arrived but were not yet handed to a handler: past grpc's defaults (1,000, and 3,000
+                # at most) bursts are CANCELLED before anything of ours sees them.
+                ("grpc.server.max_pending_requests", settings.grpc_max_pending_calls),
+                ("grpc.server.max_pending_requests_hard_limit", settings.grpc_max_pending_calls),
+                # Connections past this are closed as soon as they are accepted, so they cannot use up the
+                # process's file descriptors; ones that never finish their TLS/HTTP/2 handshake (including the
+                # client's SETTINGS) are closed after the handshake timeout.
+                ("grpc.max_allowed_incoming_connections", settings.effective_grpc_max_connections),
+                ("grpc.server_handshake_timeout_ms", _ms(settings.grpc_handshake_timeout_s)),
             ],
             # Body logging needs parsed messages, hence after the decoding interceptor.
             interceptors=[

@@ -28,6 +28,7 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 # then pushes back on the producer).
 
 _LISTING_IDS = ("", "_all", "*")
+STORE_STATE_METADATA_KEY = "elser-store-state"
 
 
 def _deadline(context: Context) -> float | None:
@@ -42,6 +43,12 @@ def _put_timeout(context: Context) -> float | None:
     up on its own. No deadline: the server's default (ES's 30 s)."""
     remaining = context.time_remaining()
     return None if remaining is None else remaining - min(1.0, remaining * 0.1)
+
+
+def _say_if_stale(core: InferenceCore, context: Context) -> None:
+    """A read served from the last known state while the shared store is unreachable says so."""
+    if not core.store_available:
+        context.set_trailing_metadata(((STORE_STATE_METADATA_KEY, "unavailable"),))
 
 
 class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
@@ -71,14 +78,18 @@ class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
             raise invalid(
                 "[inference_id] must name one endpoint; use ListEndpoints to list", field="inference_id"
             )
-        (endpoint,) = self._core.get_endpoints(request.inference_id, convert.task_type_arg(request.task_type))
+        (endpoint,) = await self._core.get_endpoints(
+            request.inference_id, convert.task_type_arg(request.task_type)
+        )
+        _say_if_stale(self._core, context)
         return es_pb2.GetEndpointResponse(endpoint=convert.endpoint_proto(endpoint))
 
     @unary_errors
     async def ListEndpoints(
         self, request: es_pb2.ListEndpointsRequest, context: Context
     ) -> es_pb2.ListEndpointsResponse:
-        endpoints = self._core.get_endpoints(None, convert.task_type_arg(request.task_type))
+        endpoints = await self._core.get_endpoints(None, convert.task_type_arg(request.task_type))
+        _say_if_stale(self._core, context)
         return es_pb2.ListEndpointsResponse(endpoints=[convert.endpoint_proto(e) for e in endpoints])
 
     @unary_errors
@@ -114,7 +125,9 @@ class EndpointServicer(es_grpc.EndpointServiceServicer):  # type: ignore[misc]
         self, request: es_pb2.WatchDeploymentRequest, context: Context
     ) -> AsyncIterator[es_pb2.WatchDeploymentResponse]:
         async for event in self._core.watch_deployment(request.inference_id):
-            yield es_pb2.WatchDeploymentResponse(event=convert.deployment_event_proto(event))
+            yield es_pb2.WatchDeploymentResponse(
+                event=convert.deployment_event_proto(event, self._core.replica_name)
+            )
 
     @unary_errors
     async def GetDeploymentStats(
@@ -131,11 +144,14 @@ class InferenceServicer(is_grpc.InferenceServiceServicer):  # type: ignore[misc]
 
     @unary_errors
     async def Infer(self, request: is_pb2.InferRequest, context: Context) -> is_pb2.InferResponse:
+        options = convert.infer_options(request.options)
+        if request.HasField("input_type"):
+            options = convert.with_input_type(options, request.task_type, request.input_type)
         embeddings = await self._core.infer(
             request.inference_id,
             convert.task_type_arg(request.task_type),
             list(request.input),
-            convert.infer_options(request.options),
+            options,
             deadline=_deadline(context),
         )
         return is_pb2.InferResponse(embeddings=[convert.embedding_proto(e) for e in embeddings])

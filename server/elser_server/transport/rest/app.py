@@ -3,18 +3,25 @@ JSON ↔ domain translation, and a middleware that turns every failure into ES's
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
-from elser_server.core.endpoint_rules import parse_task_type
+from aiohttp.http_exceptions import HttpProcessingError
+from elser_server.core.endpoint_rules import check_id_format, check_infer_task_type, parse_task_type
 from elser_server.core.errors import ElserError, invalid
+from elser_server.core.input_type import input_type_priority, input_type_problem
 from elser_server.core.service import InferenceCore
-from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, Priority, TaskType
+from elser_server.core.types import ChunkedInputDone, DeploymentReport, InferOptions, TaskType
 from elser_server.transport.rest import body, media, params, routes
+from elser_server.transport.rest.body import RAW_BODY
 from elser_server.transport.rest.errors import (
+    body_timeout,
     body_too_large,
+    client_closed,
+    closes_connection,
     error_body,
     error_headers,
     from_exception,
@@ -31,6 +38,7 @@ _WARNING_AGENT = f"Elasticsearch-{ES_VERSION}"
 
 _CONTENT_TYPE = web.RequestKey("content_type", str)
 _PRETTY = web.RequestKey("pretty", bool)
+_FILTER = web.RequestKey("filter_path", FilterPath)
 
 _Handler = Callable[[web.Request, Route, bytes], Awaitable[web.StreamResponse]]
 
@@ -39,6 +47,7 @@ def build_app(
     core: InferenceCore,
     *,
     max_body_bytes: int,
+    body_timeout_s: float = 30.0,
     node_name: str | None = None,
     cluster_name: str = "elser-inference",
     outer_middlewares: Sequence[Middleware] = (),
@@ -46,14 +55,32 @@ def build_app(
 ) -> web.Application:
     """`outer_middlewares` see the final response (errors already mapped); what `inner_middlewares` raise is
     mapped to ES errors like a handler's failure."""
-    shim = _Shim(core, max_body_bytes, node_name or socket.gethostname(), cluster_name)
+    shim = _Shim(core, max_body_bytes, body_timeout_s, node_name or socket.gethostname(), cluster_name)
     # aiohttp's own limit stays above ours so the shim always answers 413 itself.
     app = web.Application(
         middlewares=[*outer_middlewares, _errors, *inner_middlewares], client_max_size=max_body_bytes + 1
     )
     app.router.add_route("*", "/{path:.*}", shim.dispatch)
     app.on_response_prepare.append(_product_header)
+    app.on_response_prepare.append(_replica_headers(core))
     return app
+
+
+REPLICA_HEADER = "X-Elser-Replica"
+STORE_STATE_HEADER = "X-Elser-Store-State"
+
+
+def _replica_headers(core: InferenceCore) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """Which replica answered (behind a load balancer), and, while a shared endpoint store is unreachable, that
+    endpoints come from this replica's last known state."""
+
+    async def add(_: web.Request, response: web.StreamResponse) -> None:
+        if core.replica_name:
+            response.headers[REPLICA_HEADER] = core.replica_name
+        if not core.store_available:
+            response.headers[STORE_STATE_HEADER] = "unavailable"
+
+    return add
 
 
 async def _product_header(_: web.Request, response: web.StreamResponse) -> None:
@@ -73,9 +100,12 @@ async def _errors(
         headers = error_headers(error)
         if error.http_status == 405:
             headers["Allow"] = ",".join(routes.allowed_methods(routes.split_path(request.rel_url.raw_path)))
-        return _json(
+        response = _json(
             request, dumps(error_body(error), pretty=request.get(_PRETTY, False)), error.http_status, headers
         )
+        if closes_connection(error):
+            response.force_close()
+        return response
 
 
 def _json(
@@ -92,9 +122,17 @@ def _warning(text: str) -> str:
 
 
 class _Shim:
-    def __init__(self, core: InferenceCore, max_body_bytes: int, node_name: str, cluster_name: str) -> None:
+    def __init__(
+        self,
+        core: InferenceCore,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        node_name: str,
+        cluster_name: str,
+    ) -> None:
         self._core = core
         self._max_body_bytes = max_body_bytes
+        self._body_timeout_s = body_timeout_s
         self._root = {
             "name": node_name,
             "cluster_name": cluster_name,
@@ -126,6 +164,10 @@ class _Shim:
         for flag in ("human", "error_trace"):  # accepted; nothing here prints times/sizes or stack traces
             if flag in query:
                 params.parse_bool(flag, query[flag])
+        # Parsed before the action runs: a refused filter must not follow a PUT that already happened.
+        selected = FilterPath.parse(",".join(query.getall("filter_path", [])))
+        if selected is not None:
+            request[_FILTER] = selected
         content_type = request.headers.get("Content-Type")
         request[_CONTENT_TYPE] = media.negotiate(
             content_type, request.headers.get("Accept"), request.body_exists
@@ -146,22 +188,34 @@ class _Shim:
         return await self._actions[route.action](request, route, raw)
 
     async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, within the size limit; a body that stops arriving for the body timeout is 408, a
+        client that leaves mid-upload a cancelled request (499), bad chunked framing 400."""
         if request.content_length is not None and request.content_length > self._max_body_bytes:
             raise body_too_large(self._max_body_bytes)
+        raw = bytearray()
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise body_too_large(self._max_body_bytes) from None
-        if len(raw) > self._max_body_bytes:
-            raise body_too_large(self._max_body_bytes)
-        return raw
+            while True:
+                async with asyncio.timeout(self._body_timeout_s):
+                    piece = await request.content.readany()
+                if not piece:
+                    break
+                raw += piece
+                if len(raw) > self._max_body_bytes:
+                    raise body_too_large(self._max_body_bytes)
+        except TimeoutError:
+            raise body_timeout(self._body_timeout_s) from None
+        except ConnectionError:
+            raise client_closed() from None
+        except HttpProcessingError as exc:
+            raise rest_error(exc.message or "malformed request body", "status_exception", exc.code) from None
+        request[RAW_BODY] = body = bytes(raw)
+        return body
 
     def _ok(
         self, request: web.Request, tree: object, headers: Mapping[str, str] | None = None
     ) -> web.Response:
         """A 2xx body with `filter_path` and `pretty` applied (errors are never filtered: clients need them)."""
-        expression = ",".join(request.query.getall("filter_path", []))
-        selected = FilterPath.parse(expression) if expression else None
+        selected = request.get(_FILTER)
         if selected is not None and isinstance(tree, dict):
             tree = selected.apply(tree)
         return _json(request, dumps(tree, pretty=request[_PRETTY]), headers=headers)
@@ -175,7 +229,7 @@ class _Shim:
         return self._ok(request, self._root)
 
     async def _get(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
-        endpoints = self._core.get_endpoints(route.inference_id, route.task_type)
+        endpoints = await self._core.get_endpoints(route.inference_id, route.task_type)
         return self._ok(request, {"endpoints": [e.to_dict() for e in endpoints]})
 
     async def _put(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -190,9 +244,17 @@ class _Shim:
         return response
 
     async def _update(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
+        """ES 9.1's order: URL task type, body present, `master_timeout`, the id pattern, then the body."""
         assert route.inference_id is not None
-        _timeout(request)  # ES 9.5 accepts it; an update never waits here, but bad values still fail
-        endpoint = await self._core.update_endpoint(route.inference_id, route.task_type, _required_map(raw))
+        parse_task_type(route.task_type)
+        if not raw:
+            raise rest_error("request body is required", "parse_exception")
+        # Time values are checked, though an update never waits: `master_timeout` (ES 9.1), `timeout` (9.5).
+        if "master_timeout" in request.query:
+            params.parse_time_value(request.query["master_timeout"], "master_timeout")
+        _timeout(request)
+        check_id_format(route.inference_id)
+        endpoint = await self._core.update_endpoint(route.inference_id, route.task_type, body.parse_map(raw))
         return self._ok(request, endpoint.to_dict())
 
     async def _delete(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -224,7 +286,7 @@ class _Shim:
             route.inference_id,
             route.task_type,
             parsed.input or [],
-            InferOptions(priority=_priority(parsed.input_type)),
+            InferOptions(priority=input_type_priority(parsed.input_type)),
             deadline=deadline,
         )
         if self._plain(request):
@@ -232,17 +294,23 @@ class _Shim:
         return self._ok(request, sparse_embedding_tree(results))
 
     async def _stream(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
-        """ES answers streaming requests with a server-sent `error` event; the ELSER (elasticsearch) service
-        streams no task type."""
+        """ES 9.1's RestStreamInferenceAction: the URL and body are read as for inference (their errors are
+        plain JSON); what the transport action refuses arrives as one server-sent `error` event, and the
+        ELSER (elasticsearch) service streams no task type."""
         assert route.inference_id is not None
+        requested = parse_task_type(route.task_type)
+        parsed = _inference_body(raw)
         try:
-            endpoint = self._core.get_endpoints(route.inference_id, route.task_type)[0]
+            _validate_inference(parsed, requested)
+            endpoint = (await self._core.get_endpoints(route.inference_id))[0]
+            check_infer_task_type(endpoint, requested)
             error: ElserError = rest_error(
                 f"Streaming is not allowed for service [{endpoint.service}].", "status_exception", 405
             )
         except ElserError as exc:
             error = exc
-        event = f"event: error\ndata: {dumps(error_body(error))}\n\n"
+        # ES's ServerSentEventsRestActionListener starts every event it writes with a UTF-8 byte order mark.
+        event = f"\ufeffevent: error\ndata: {dumps(error_body(error))}\n\n"
         return web.Response(body=encode(event), status=error.http_status, content_type="text/event-stream")
 
     async def _chunked(self, request: web.Request, route: Route, raw: bytes) -> web.StreamResponse:
@@ -323,13 +391,8 @@ def _validate_inference(parsed: body.InferenceRequest, task_type: TaskType) -> N
     if parsed.input is None:
         problems.append("Field [input] cannot be null")
     else:
-        internal = ("internal_ingest", "internal_search", "unspecified")
-        if (
-            task_type not in (TaskType.TEXT_EMBEDDING, TaskType.ANY)
-            and parsed.input_type is not None
-            and parsed.input_type.lower() not in internal
-        ):
-            problems.append(f"Field [input_type] cannot be specified for task type [{task_type.value}]")
+        if (problem := input_type_problem(task_type, parsed.input_type)) is not None:
+            problems.append(problem)
         if task_type not in (TaskType.RERANK, TaskType.ANY):
             if parsed.return_documents is not None:
                 problems.append(
@@ -342,16 +405,6 @@ def _validate_inference(parsed: body.InferenceRequest, task_type: TaskType) -> N
             "Validation Failed: " + "".join(f"{n}: {p};" for n, p in enumerate(problems, start=1)),
             es_type="action_request_validation_exception",
         )
-
-
-def _priority(input_type: str | None) -> Priority:
-    """Search-type input gets ES's high-priority lane; ingest goes to bulk."""
-    kind = (input_type or "").lower()
-    if kind in ("search", "internal_search"):
-        return Priority.INTERACTIVE
-    if kind in ("ingest", "internal_ingest"):
-        return Priority.BULK
-    return Priority.AUTO
 
 
 def _timeout(request: web.Request) -> float | None:
@@ -384,6 +437,8 @@ def _stats_tree(report: DeploymentReport) -> dict[str, object]:
         "timeout_count": stats.timeout_count,
         "peak_throughput_per_minute": stats.peak_throughput_per_minute,
     }
+    if report.replica:
+        out["replica"] = report.replica
     if event.reason:
         out["reason"] = event.reason
     if (average := stats.average_inference_time_ms) is not None:

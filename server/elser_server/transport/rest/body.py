@@ -4,12 +4,20 @@ read like ES's ObjectParser for InferenceAction.Request (field types, unknown fi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
+from aiohttp import web
+from elser_server.core.errors import ElserError
+from elser_server.core.input_type import InputType, parse_input_type
 from elser_server.transport.rest.errors import RestError, rest_error
+from elser_server.transport.rest.params import java_double
 
 # ES names the inference request parser after its transport action; the name appears in parse errors.
 INFERENCE_PARSER = "cluster:internal/xpack/inference"
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+RAW_BODY = web.RequestKey("raw_body", bytes)  # the request's body once the shim has read it
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _reject_constant(name: str) -> object:
@@ -64,18 +72,12 @@ def _map_failure(detail: str) -> RestError:
 @dataclass(frozen=True)
 class InferenceRequest:
     input: list[str] | None = None
-    input_type: str | None = None
+    input_type: InputType | None = None
     query: str | None = None
     return_documents: bool | None = None
     top_n: int | None = None
     task_settings: dict[str, object] = field(default_factory=dict)
     timeout: str | None = None
-
-
-# InputType values ES accepts on the REST layer (lower-case); the internal ones are allowed for any task.
-INPUT_TYPES = frozenset(
-    {"ingest", "search", "classification", "clustering", "internal_ingest", "internal_search", "unspecified"}
-)
 
 
 def parse_inference_request(raw: bytes) -> InferenceRequest:
@@ -89,7 +91,9 @@ def parse_inference_request(raw: bytes) -> InferenceRequest:
     for name, item in value.items():
         if name == "input":
             fields[name] = _input(text, item)
-        elif name in ("input_type", "query", "timeout"):
+        elif name == "input_type":
+            fields[name] = _input_type(text, _string_field(text, name, item))
+        elif name in ("query", "timeout"):
             fields[name] = _string_field(text, name, item)
         elif name == "return_documents":
             fields[name] = _bool_field(text, name, item)
@@ -101,15 +105,17 @@ def parse_inference_request(raw: bytes) -> InferenceRequest:
             fields[name] = item
         else:
             raise _parse_error(text, name, f"unknown field [{name}]")
-    input_type = fields.get("input_type")
-    if isinstance(input_type, str) and input_type.lower() not in INPUT_TYPES:
-        raise _parse_error(
-            text,
-            "input_type",
-            "failed to parse field [input_type]",
-            ("illegal_argument_exception", f"Unrecognized input_type [{input_type}]"),
-        )
     return InferenceRequest(**fields)  # type: ignore[arg-type]
+
+
+def _input_type(text: str, item: str) -> InputType:
+    """ObjectParser wraps the setter's IllegalArgumentException, positioned at the value token."""
+    try:
+        return parse_input_type(item)
+    except ElserError as exc:
+        raise _parse_error(
+            text, "input_type", "failed to parse field [input_type]", (exc.es_type, exc.reason), at_value=True
+        ) from None
 
 
 def _input(text: str, item: object) -> list[str]:
@@ -146,12 +152,16 @@ def _bool_field(text: str, name: str, item: object) -> bool:
 
 
 def _int_field(text: str, name: str, item: object) -> int:
+    """XContentParser.intValue: a JSON integer, or a string Double.parseDouble reads (ASCII digits only) within
+    Integer's range."""
     if isinstance(item, int) and not isinstance(item, bool):
         return item
     if isinstance(item, float) and item.is_integer():
         return int(item)
-    if isinstance(item, str) and item.strip().lstrip("+-").isdigit():
-        return int(item)
+    if isinstance(item, str):
+        number = java_double(item)
+        if number is not None and number.is_integer() and _INT_MIN <= number <= _INT_MAX:
+            return int(number)
     if isinstance(item, float | str):
         raise _parse_error(text, name, f"failed to parse field [{name}]")
     raise _unsupported(text, name, item)
@@ -177,24 +187,31 @@ def _unsupported(text: str, name: str, item: object) -> RestError:
 
 
 def _parse_error(
-    text: str, name: str | None, message: str, caused_by: tuple[str, str] | None = None
+    text: str,
+    name: str | None,
+    message: str,
+    caused_by: tuple[str, str] | None = None,
+    *,
+    at_value: bool = False,
 ) -> RestError:
-    line, column = _location(text, name)
+    line, column = _location(text, name, at_value=at_value)
     return rest_error(
         f"[{line}:{column}] [{INFERENCE_PARSER}] {message}", "x_content_parse_exception", caused_by=caused_by
     )
 
 
-def _location(text: str, name: str | None) -> tuple[int, int]:
-    """Line and column (1-based) of the top-level key `name` (the token ES reports), else of the body's first
-    token. Only computed on failure, so valid requests are parsed once."""
+def _location(text: str, name: str | None, *, at_value: bool = False) -> tuple[int, int]:
+    """Jackson's token location (1-based) of the top-level key `name`, or of its value, else of the body's
+    first token. Jackson reads ES's request bytes, so columns count UTF-8 bytes; `\r\n`, `\r` and `\n` each end
+    a line. Only computed on failure, so valid requests are parsed once."""
     offset = _first_token(text, 0)
     if name is not None and offset < len(text) and text[offset] == "{":
-        for key, key_offset in _top_level_keys(text, offset):
+        for key, key_offset, value_offset in _top_level_keys(text, offset):
             if key == name:
-                offset = key_offset
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+                offset = value_offset if at_value else key_offset
+    breaks = list(_LINE_BREAK.finditer(text, 0, offset))
+    line_start = breaks[-1].end() if breaks else 0
+    return len(breaks) + 1, len(text[line_start:offset].encode("utf-8")) + 1
 
 
 def _first_token(text: str, index: int) -> int:
@@ -203,15 +220,15 @@ def _first_token(text: str, index: int) -> int:
     return index
 
 
-def _top_level_keys(text: str, brace: int) -> list[tuple[str, int]]:
-    """Keys of an already validated (so duplicate-free) top-level object with their offsets."""
+def _top_level_keys(text: str, brace: int) -> list[tuple[str, int, int]]:
+    """Keys of an already validated (so duplicate-free) top-level object with their and their values' offsets."""
     keys = []
     index = _first_token(text, brace + 1)
     while text[index] != "}":
         key, after = _DECODER.raw_decode(text, index)
-        keys.append((key, index))
-        colon = _first_token(text, after)
-        _, index = _DECODER.raw_decode(text, _first_token(text, colon + 1))
+        value = _first_token(text, _first_token(text, after) + 1)
+        keys.append((key, index, value))
+        _, index = _DECODER.raw_decode(text, value)
         index = _first_token(text, index)
         if text[index] == ",":
             index = _first_token(text, index + 1)

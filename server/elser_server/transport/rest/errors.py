@@ -13,13 +13,17 @@ from multidict import CIMultiDict
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
+
 
 @dataclass
 class RestError(ElserError):
     """A failure found by the shim itself (HTTP framing, query string, JSON syntax). `caused_by` is the
-    wrapped exception ES prints under `error.caused_by` as (type, reason)."""
+    wrapped exception ES prints under `error.caused_by` as (type, reason); `close_connection` ends the
+    connection after the answer (what is left of the request on it cannot be read)."""
 
     caused_by: tuple[str, str] | None = None
+    close_connection: bool = False
 
 
 def rest_error(
@@ -35,6 +39,32 @@ def rest_error(
 def body_too_large(limit: int) -> RestError:
     # ES answers 413 with an empty body; an enveloped body tells the client the limit as well.
     return rest_error(f"Request body is too large: the limit is [{limit}] bytes", "status_exception", 413)
+
+
+def body_timeout(seconds: float) -> RestError:
+    error = rest_error(
+        f"Timed out reading the request body: nothing arrived for [{seconds:g}s]", "status_exception", 408
+    )
+    error.close_connection = True
+    return error
+
+
+def client_closed() -> RestError:
+    """The client left before its request was read (ES counts such requests as cancelled)."""
+    return RestError(
+        Code.CANCELLED,
+        "The client closed the connection before the request body was read",
+        "status_exception",
+        CLIENT_CLOSED,
+        "CLIENT_CLOSED",
+        close_connection=True,
+    )
+
+
+def closes_connection(error: ElserError) -> bool:
+    """Answers after which the connection is closed: the request was not wholly read, or its client did not
+    authenticate (so an unauthenticated client holds no idle connection)."""
+    return error.code is Code.UNAUTHENTICATED or (isinstance(error, RestError) and error.close_connection)
 
 
 def from_exception(exc: BaseException) -> ElserError:

@@ -50,7 +50,8 @@ def java_float(value: np.float32) -> str:
     return f"{mantissa}E{int(exponent)}"
 
 
-def _weights_text(weights: npt.NDArray[np.float32]) -> list[str]:
+def weights_text(weights: npt.NDArray[np.float32]) -> list[str]:
+    """Each weight as Java's Float.toString writes it (java_float), the text ES renders weights with."""
     if weights.size and weights.min() >= 1e-3 and weights.max() < 1e6:
         # The common case, and faster: below 1e6 numpy's str() is the same shortest positional text.
         return list(map(str, weights))
@@ -92,7 +93,7 @@ def sparse_embedding_text(results: Sequence[SparseEmbedding]) -> str:
             if row.is_truncated
             else '{"is_truncated":false,"embedding":{'
         )
-        parts.append(",".join(map(operator.add, _token_keys(_tokens(row)), _weights_text(row.weights))))
+        parts.append(",".join(map(operator.add, _token_keys(_tokens(row)), weights_text(row.weights))))
         parts.append("}}")
     parts.append("]}")
     return "".join(parts)
@@ -106,7 +107,7 @@ def sparse_embedding_tree(results: Sequence[SparseEmbedding]) -> dict[str, objec
                 "is_truncated": row.is_truncated,
                 "embedding": {
                     t.replace(".", "__"): RawNumber(w)
-                    for t, w in zip(_tokens(row), _weights_text(row.weights), strict=True)
+                    for t, w in zip(_tokens(row), weights_text(row.weights), strict=True)
                 },
             }
             for row in results

@@ -20,6 +20,8 @@ from elser_server.observability.metrics import Metrics
 from elser_server.observability.spans import NO_SPANS, ServerSpans
 from elser_server.security import ApiKeys
 from elser_server.transport.rest import routes
+from elser_server.transport.rest.body import RAW_BODY
+from elser_server.transport.rest.errors import CLIENT_CLOSED
 from elser_server.transport.rest.routes import Action, Route
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = typedefs.Middleware
 
 UNMATCHED_ROUTE = "unmatched"
-CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
 
 _SUFFIX = {Action.UPDATE: "/_update", Action.STREAM: "/_stream"}
 
@@ -71,6 +72,8 @@ def telemetry(metrics: Metrics | None, spans: ServerSpans = NO_SPANS) -> Middlew
             "url.path": request.path,
         }
         started, status = time.perf_counter(), CLIENT_CLOSED
+        if metrics is not None:
+            metrics.http_started(request.method, route)
         with spans.server_span(f"{request.method} {route}", headers, span_attributes) as end_span:
             try:
                 response = await handler(request)
@@ -121,8 +124,12 @@ def authentication(keys: ApiKeys, metrics: Metrics | None) -> Middleware:
 
 @web.middleware
 async def log_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """DEBUG-log request bodies (input texts included): for debugging only."""
-    if request.body_exists and log.isEnabledFor(logging.DEBUG):
-        body = await request.read()  # aiohttp keeps it: the handler reads the same bytes
-        log.debug("%s %s body: %s", request.method, request.rel_url.raw_path, body.decode("utf-8", "replace"))
-    return await handler(request)
+    """DEBUG-log request bodies (input texts included): for debugging only. Logged once the handler has read
+    them (with its limits on size and time)."""
+    try:
+        return await handler(request)
+    finally:
+        body = request.get(RAW_BODY)
+        if body is not None and log.isEnabledFor(logging.DEBUG):
+            text = body.decode("utf-8", "replace")
+            log.debug("%s %s body: %s", request.method, request.rel_url.raw_path, text)

@@ -15,12 +15,16 @@ _TIME_UNITS = (  # ES checks the suffixes in this order ("ms" before "s", "micro
     ("micros", 1e-6),
     ("ms", 1e-3),
     ("s", 1.0),
-    ("m", 60.0),
+    ("m", 60.0),  # matched on the raw text: "M" (months) is not a unit
     ("h", 3600.0),
     ("d", 86400.0),
 )
+_LONG_MAX = 2**63 - 1
+# Long.parseLong: an optional sign, then decimal digits (Unicode ones too, as Java's Character.digit reads them).
 _LONG = re.compile(r"[+-]?\d+")
-_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Double.parseDouble's decimal and hexadecimal forms (ASCII digits only), with Java's optional type suffix.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.ASCII | re.IGNORECASE)
+_HEXADECIMAL = re.compile(r"[+-]?0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)p[+-]?\d+", re.ASCII | re.IGNORECASE)
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -34,29 +38,59 @@ def parse_bool(name: str, raw: str) -> bool:
 
 def parse_time_value(raw: str, setting: str) -> float | None:
     """TimeValue.parseTimeValue in seconds; `-1` (ES's "no timeout") is None. Fractions are refused, as ES
-    does."""
-    normalized = raw.strip().lower()
+    does; so are numbers beyond a Java long, which ES reads as doubles and refuses the same way."""
+    normalized = _java_trim(raw.lower())
     for suffix, seconds in _TIME_UNITS:
-        if normalized.endswith(suffix):
-            number = normalized[: -len(suffix)].strip()
-            if _LONG.fullmatch(number):
-                value = int(number)
-                if value < -1:
-                    raise rest_error(
-                        f"failed to parse setting [{setting}] with value [{raw}] as a time value: "
-                        "negative durations are not supported"
-                    )
-                return None if value == -1 else value * seconds
-            if _DOUBLE.fullmatch(number):
-                raise rest_error(f"failed to parse [{raw}], fractional time values are not supported")
-            raise rest_error(f"failed to parse [{raw}]")
-    if normalized == "-1":
+        if (raw if suffix == "m" else normalized).endswith(suffix):
+            value = _long(raw, normalized[: -len(suffix)], setting)
+            return None if value == -1 else value * seconds
+    if re.fullmatch(r"-0*1", normalized):
         return None
-    if normalized == "0":
+    if re.fullmatch(r"0+", normalized):
         return 0.0
     raise rest_error(
         f"failed to parse setting [{setting}] with value [{raw}] as a time value: unit is missing or unrecognized"
     )
+
+
+def java_double(text: str) -> float | None:
+    """Double.parseDouble, None where it throws: NaN and Infinity as Java spells them, decimal and hexadecimal
+    forms with ASCII digits and an optional `f`/`d` suffix, surrounding blanks ignored. Never raises (huge
+    numbers are infinite, as in Java)."""
+    number = _java_trim(text)
+    if number.lstrip("+-") in ("NaN", "Infinity") and len(number) - len(number.lstrip("+-")) <= 1:
+        return float(number)
+    if number[-1:] in ("f", "F", "d", "D"):
+        number = number[:-1]
+    if _DECIMAL.fullmatch(number):
+        return float(number)
+    if _HEXADECIMAL.fullmatch(number):
+        return float.fromhex(number)
+    return None
+
+
+def _java_trim(text: str) -> str:
+    """String.trim: every character up to U+0020 goes, nothing else."""
+    return text.strip("".join(map(chr, range(0x21))))
+
+
+def _long(raw: str, number: str, setting: str) -> int:
+    number = _java_trim(number)
+    if _LONG.fullmatch(number):
+        digits = number.lstrip("+-").lstrip("0")
+        # Compared by length first: int() refuses strings past 4,300 digits.
+        value = int(number) if len(digits) <= len(str(_LONG_MAX)) else None
+        if value is not None and -_LONG_MAX - 1 <= value <= _LONG_MAX:
+            if value < -1:
+                raise rest_error(
+                    f"failed to parse setting [{setting}] with value [{raw}] as a time value: "
+                    "negative durations are not supported"
+                )
+            return value
+    # Long.parseLong failed; when Double.parseDouble does not, ES calls the number a fraction.
+    if java_double(number) is not None:
+        raise rest_error(f"failed to parse [{raw}], fractional time values are not supported")
+    raise rest_error(f"failed to parse [{raw}]")
 
 
 def check_params(

@@ -33,7 +33,7 @@ PARAMS: dict[Action, frozenset[str]] = {
     Action.PUT: frozenset({"timeout"}),
     Action.INFER: frozenset({"timeout"}),
     Action.DELETE: frozenset({"dry_run", "force"}),
-    Action.UPDATE: frozenset({"timeout"}),
+    Action.UPDATE: frozenset({"master_timeout", "timeout"}),
     Action.STREAM: frozenset({"timeout"}),
     Action.CHUNKED: frozenset({"timeout"}),
     Action.STATS: frozenset(),

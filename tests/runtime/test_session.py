@@ -1,3 +1,5 @@
+"""onnxruntime sessions: padding per batch, session options, shared weights, warm-up and aborted runs."""
+
 from __future__ import annotations
 
 import threading
@@ -8,23 +10,24 @@ import onnxruntime as ort
 import pytest
 from elser_server.model.package import ModelPackage
 from elser_server.runtime.batching import plan_batches
-from elser_server.runtime.engine import Engine
 from elser_server.runtime.session import RunHandle, SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 TEXTS = [f"the dog {'and the cat ' * (i % 11)} water {i}" for i in range(60)]
 
 
-class _FeedSpy:
-    """Stands in for SpladeSession._session, recording what each run is fed."""
+@pytest.fixture
+def fed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What every onnxruntime run is fed (input ids, attention mask); the real run still happens."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    run = ort.InferenceSession.run
 
-    def __init__(self, inner: ort.InferenceSession) -> None:
-        self.inner = inner
-        self.fed: list[tuple[np.ndarray, np.ndarray]] = []
+    def spy(self: ort.InferenceSession, output_names: Any, feeds: dict[str, np.ndarray], *rest: Any) -> Any:
+        calls.append((feeds["input_ids"].copy(), feeds["attention_mask"].copy()))
+        return run(self, output_names, feeds, *rest)
 
-    def run(self, output_names: list[str], feeds: dict[str, np.ndarray], run_options: Any = None) -> Any:
-        self.fed.append((feeds["input_ids"].copy(), feeds["attention_mask"].copy()))
-        return self.inner.run(output_names, feeds, run_options)
+    monkeypatch.setattr(ort.InferenceSession, "run", spy)
+    return calls
 
 
 def _check_padding(fed: list[tuple[np.ndarray, np.ndarray]], batch: list[np.ndarray]) -> None:
@@ -42,32 +45,32 @@ def _check_padding(fed: list[tuple[np.ndarray, np.ndarray]], batch: list[np.ndar
     assert sorted(rows) == sorted(ids.tolist() for ids in batch)
 
 
-def test_session_pads_to_batch_longest(tiny_package: ModelPackage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_pads_to_batch_longest(
+    tiny_package: ModelPackage, fed: list[tuple[np.ndarray, np.ndarray]]
+) -> None:
     session = SpladeSession(tiny_package, num_threads=1)
-    spy = _FeedSpy(session._session)
-    monkeypatch.setattr(session, "_session", spy)
     ids = [e.ids for e in Tokenizer.from_file(tiny_package.tokenizer_path).encode_batch(TEXTS[:5])]
     assert len({len(i) for i in ids}) == 5, "inputs of different lengths, so padding is exercised"
     out = session.run(ids)
     assert out.shape == (5, tiny_package.vocab_size) and out.dtype == np.float32
-    assert len(spy.fed) == 1
-    _check_padding(spy.fed, ids)
-    spy.fed.clear()
+    assert len(fed) == 1
+    _check_padding(fed, ids)
+    fed.clear()
     assert session.run([]).shape == (0, tiny_package.vocab_size)
-    assert not spy.fed
+    assert not fed
     for budget in (16, 32):
         np.testing.assert_allclose(out, session.run_batched(ids, token_budget=budget), atol=1e-5)
-        assert len(spy.fed) == len(plan_batches([len(i) for i in ids], budget))
-        _check_padding(spy.fed, ids)
+        assert len(fed) == len(plan_batches([len(i) for i in ids], budget))
+        _check_padding(fed, ids)
         if budget == 32:  # groups of two inputs of different lengths: the shorter one is padded
-            assert any(len(set(mask.sum(axis=1).tolist())) > 1 for _, mask in spy.fed)
-        spy.fed.clear()
+            assert any(len(set(mask.sum(axis=1).tolist())) > 1 for _, mask in fed)
+        fed.clear()
 
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_session_options(tiny_package: ModelPackage, threads: int) -> None:
     for shared in (None, SharedWeights(tiny_package.model_path)):
-        opts = SpladeSession(tiny_package, num_threads=threads, shared=shared)._session.get_session_options()
+        opts = SpladeSession(tiny_package, num_threads=threads, shared=shared).session_options
         assert opts.intra_op_num_threads == threads
         assert opts.inter_op_num_threads == 1
         assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
@@ -106,18 +109,3 @@ def test_warm_up_and_terminate(tiny_package: ModelPackage) -> None:
     t.join()
     assert other.cancelled
     assert session.run([np.array([2, 3], dtype=np.int64)]).shape[0] == 1
-
-
-@pytest.mark.parametrize(("allocations", "budget"), [(1, 64), (2, 256), (2, 4096)])
-def test_engine_order_matches_one_by_one(tiny_package: ModelPackage, allocations: int, budget: int) -> None:
-    single = SpladeSession(tiny_package)
-    tok = Tokenizer.from_file(tiny_package.tokenizer_path)
-    with Engine(tiny_package, allocations, 1, token_budget=budget, max_batch_size=8) as engine:
-        seen: list[int] = []
-        results = engine.embed(TEXTS, progress=seen.append)
-    assert sum(seen) == len(TEXTS)
-    for text, r in zip(TEXTS, results, strict=True):
-        row = single.run([tok.encode_batch([text])[0].ids])[0]
-        assert set(r.ids.tolist()) == set(np.flatnonzero(row > 0).tolist())
-        np.testing.assert_allclose(r.weights, row[r.ids], atol=1e-5)
-        assert not r.is_truncated and r.n_tokens == len(tok.encode_batch([text])[0])

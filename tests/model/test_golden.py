@@ -1,4 +1,4 @@
-"""The default model against the PyTorch reference vectors (../shared/golden), and odd input on it."""
+"""The default model against the PyTorch reference vectors (tests/data), and odd input on it."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from elser_server.model.package import ModelPackage, PackageError
 from elser_server.model.repository import (
-    _fetch_verified,
+    fetch_verified,
     install,
     open_repository,
     publish,
@@ -122,4 +122,4 @@ def test_a_full_device_is_a_clear_error(tiny_repository: Path) -> None:
     name = f"{repo_name('.elser_model_2')}.model.onnx"
     entry = read_metadata(tiny_repository, ".elser_model_2")["files"]["model.onnx"]
     with pytest.raises(PackageError, match=r"no space left on the device of /dev while installing"):
-        _fetch_verified(source, name, Path("/dev/full"), entry["sha256"], entry["size"], lambda n: None)
+        fetch_verified(source, name, Path("/dev/full"), entry["sha256"], entry["size"], lambda n: None)

@@ -14,6 +14,14 @@ def tok(tiny_package: ModelPackage) -> Tokenizer:
     return Tokenizer.from_file(tiny_package.tokenizer_path)
 
 
+@pytest.fixture(scope="module")
+def reference(tiny_package: ModelPackage) -> tokenizers.Tokenizer:
+    """The same tokenizer file, encoding every text in full (truncated to 512 tokens): what Tokenizer must match."""
+    inner = tokenizers.Tokenizer.from_file(str(tiny_package.tokenizer_path))
+    inner.enable_truncation(max_length=512)
+    return inner
+
+
 def test_special_tokens_and_dtype(tok: Tokenizer) -> None:
     (enc,) = tok.encode_batch(["The Dog"])
     assert enc.ids.dtype == np.int64
@@ -27,9 +35,9 @@ def test_truncation_flag_is_exact(tok: Tokenizer) -> None:
     assert (len(over), over.is_truncated) == (512, True)
 
 
-def _assert_same_as_full(tok: Tokenizer, text: str) -> None:
+def _assert_same_as_full(tok: Tokenizer, reference: tokenizers.Tokenizer, text: str) -> None:
     (enc,) = tok.encode_batch([text])
-    full = tok._tok.encode(text)
+    full = reference.encode(text)
     assert enc.ids.tolist() == full.ids
     assert enc.is_truncated == bool(full.overflowing)
 
@@ -43,11 +51,11 @@ def _assert_same_as_full(tok: Tokenizer, text: str) -> None:
         "the " * 2040 + "x" * 90_000,  # cut lands before a giant word
     ],
 )
-def test_long_text_same_as_full_encoding(tok: Tokenizer, text: str) -> None:
-    _assert_same_as_full(tok, text)
+def test_long_text_same_as_full_encoding(tok: Tokenizer, reference: tokenizers.Tokenizer, text: str) -> None:
+    _assert_same_as_full(tok, reference, text)
 
 
-CUT = 512 * 16  # characters a long text is first cut to (Tokenizer._prefix)
+CUT = 512 * 16  # characters a long text is first cut to (Tokenizer.prefix)
 
 
 @pytest.mark.parametrize(
@@ -67,11 +75,13 @@ CUT = 512 * 16  # characters a long text is first cut to (Tokenizer._prefix)
         pytest.param(("x" * 195 + " ") * 511, True, id="100k-511-tokens"),  # truncated by the last word only
     ],
 )
-def test_prefix_shortcut_same_as_full_encoding(tok: Tokenizer, text: str, shortcut: bool) -> None:
-    prefix = tok._prefix(text)
+def test_prefix_shortcut_same_as_full_encoding(
+    tok: Tokenizer, reference: tokenizers.Tokenizer, text: str, shortcut: bool
+) -> None:
+    prefix = tok.prefix(text)
     assert (prefix is not text) == shortcut
     assert text.startswith(prefix) and (len(prefix) < len(text)) == shortcut
-    _assert_same_as_full(tok, text)
+    _assert_same_as_full(tok, reference, text)
 
 
 def _control_trap(sep: str) -> str:
@@ -85,35 +95,38 @@ def _control_trap(sep: str) -> str:
 
 
 @pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85"])
-def test_control_characters_are_no_boundary(tok: Tokenizer, sep: str) -> None:
+def test_control_characters_are_no_boundary(
+    tok: Tokenizer, reference: tokenizers.Tokenizer, sep: str
+) -> None:
     # Python calls these whitespace, but BertNormalizer removes them as control characters, joining their neighbours.
-    assert sep.isspace() and not tok._ends_word(sep)
-    _assert_same_as_full(tok, _control_trap(sep))
-    _assert_same_as_full(tok, _control_trap(" "))  # the same text with a real space cuts there
+    assert sep.isspace() and not tok.ends_word(sep)
+    _assert_same_as_full(tok, reference, _control_trap(sep))
+    _assert_same_as_full(tok, reference, _control_trap(" "))  # the same text with a real space cuts there
 
 
 def test_boundaries_come_from_the_tokenizer(tok: Tokenizer) -> None:
     for c in " \t\n\r\xa0\u3000,-[]。、日字\U00020000":
-        assert tok._ends_word(c), repr(c)
+        assert tok.ends_word(c), repr(c)
     for c in "xZéひ\u0301\u0903\x00\x0b\ufffd\u200b\uf900":
-        assert not tok._ends_word(c), repr(c)
+        assert not tok.ends_word(c), repr(c)
 
 
-def test_prefix_never_splits_an_added_token(tok: Tokenizer) -> None:
+def test_prefix_never_splits_an_added_token(tok: Tokenizer, reference: tokenizers.Tokenizer) -> None:
     # "[" ends a word, but here it opens "[MASK]", which the full text encodes as one token: the cut goes before it.
     text = "a " * (CUT // 2 - 1) + "[MASK]" + " a" * 1000
     assert text[CUT - 2 : CUT + 4] == "[MASK]"
-    assert tok._prefix(text) == text[: CUT - 2]
-    _assert_same_as_full(tok, text)
+    assert tok.prefix(text) == text[: CUT - 2]
+    _assert_same_as_full(tok, reference, text)
 
 
 def test_other_pre_tokenizers_encode_in_full(tiny_package: ModelPackage) -> None:
     inner = tokenizers.Tokenizer.from_file(str(tiny_package.tokenizer_path))
     inner.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     tok = Tokenizer(inner)
+    inner.enable_truncation(max_length=512)  # the reference: the same tokenizer, on the full text
     text = "the dog, " * 20_000
-    assert tok._prefix(text) is text
-    _assert_same_as_full(tok, text)
+    assert tok.prefix(text) is text
+    _assert_same_as_full(tok, inner, text)
 
 
 def test_100k_chars_truncated(tok: Tokenizer) -> None:
@@ -138,10 +151,10 @@ _FUZZ_PIECES = [
 _FUZZ_PIECES += ["[MASK]", "[MAS", "[SEP]"]
 
 
-def test_prefix_shortcut_fuzz(tok: Tokenizer) -> None:
+def test_prefix_shortcut_fuzz(tok: Tokenizer, reference: tokenizers.Tokenizer) -> None:
     """Random texts whose cut falls among tricky characters right where ~510 tokens have been used, so the words
     at the cut are among the kept tokens: always the full encoding's result. (With Python's isspace and Unicode
-    categories in place of _ends_word, 2 of these 200 texts come out wrong.)"""
+    categories in place of ends_word, 2 of these 200 texts come out wrong.)"""
     rng = random.Random(7)
     for _ in range(200):
         head = "a " * rng.randint(480, 515)
@@ -151,4 +164,4 @@ def test_prefix_shortcut_fuzz(tok: Tokenizer) -> None:
         )
         giant = "q" * (CUT - rng.randint(0, 300) - len(head))
         text = head + giant + chunk + rng.choice(["", " z" * 3000, "z" * 3000])
-        _assert_same_as_full(tok, text)
+        _assert_same_as_full(tok, reference, text)
