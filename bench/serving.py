@@ -5,7 +5,8 @@ For each layout (allocations × threads) on the default model and the engine ben
   - bulk through one InferStream (docs/s, tokens/s, ratio to the engine), with 1 and with 16 texts per request;
   - single 10-word query latency p50/p99 via gRPC Infer and REST `_inference`, idle and while another process
     saturates the server with a bulk InferStream (queries use the interactive lane, bulk the bulk lane), and the
-    bulk stream's docs/s meanwhile (one query client back to back: the most a single searcher takes from bulk).
+    bulk stream's docs/s meanwhile (one query client back to back: the most a single searcher takes from bulk);
+    under bulk, each latency row runs for at least --under-bulk-s seconds.
 Compare numbers only within one run: these VMs vary by ±20 % between runs.
 
     .venv/bin/python bench/serving.py            # 2,000 docs, 200 queries per latency row
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -142,20 +144,33 @@ def load_generator(
     asyncio.run(run())
 
 
-async def grpc_latencies(client: AsyncElserClient, inference_id: str, queries: list[str]) -> list[float]:
+def cycled(queries: list[str], min_s: float) -> Iterator[str]:
+    """Every query once, and on in turn until `min_s` seconds have passed."""
+    end = time.perf_counter() + min_s
+    for i, q in enumerate(itertools.cycle(queries)):
+        if i >= len(queries) and time.perf_counter() >= end:
+            return
+        yield q
+
+
+async def grpc_latencies(
+    client: AsyncElserClient, inference_id: str, queries: list[str], min_s: float = 0.0
+) -> list[float]:
     out = []
-    for q in queries:
+    for q in cycled(queries, min_s):
         t0 = time.perf_counter()
         await client.infer(inference_id, q, priority=types_pb2.PRIORITY_UNSPECIFIED)
         out.append((time.perf_counter() - t0) * 1000)
     return out
 
 
-async def rest_latencies(base_url: str, inference_id: str, queries: list[str]) -> list[float]:
+async def rest_latencies(
+    base_url: str, inference_id: str, queries: list[str], min_s: float = 0.0
+) -> list[float]:
     out = []
     url = f"{base_url}/_inference/sparse_embedding/{inference_id}"
     async with aiohttp.ClientSession() as http:
-        for q in queries:
+        for q in cycled(queries, min_s):
             t0 = time.perf_counter()
             async with http.post(url, json={"input": q}) as response:
                 await response.read()
@@ -192,6 +207,7 @@ async def measure_layout(
     threads: int,
     docs: list[str],
     queries: list[str],
+    under_bulk_s: float,
 ) -> tuple[dict[int, float], dict[str, Latency], float]:
     inference_id = f"bench-{allocations}x{threads}"
     async with AsyncElserClient(target, timeout_s=60) as client:
@@ -214,8 +230,12 @@ async def measure_layout(
                 raise RuntimeError("the bulk load generator never got a response")
             await asyncio.sleep(1.0)  # let the queue fill
             t0, done0 = time.perf_counter(), done.value
-            latency["gRPC under bulk"] = Latency.of(await grpc_latencies(client, inference_id, queries))
-            latency["REST under bulk"] = Latency.of(await rest_latencies(base_url, inference_id, queries))
+            latency["gRPC under bulk"] = Latency.of(
+                await grpc_latencies(client, inference_id, queries, under_bulk_s)
+            )
+            latency["REST under bulk"] = Latency.of(
+                await rest_latencies(base_url, inference_id, queries, under_bulk_s)
+            )
             bulk_under_queries = (done.value - done0) / (time.perf_counter() - t0)
         finally:
             stop.set()
@@ -235,6 +255,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--token-budget", type=int, default=1024, help="the server's default")
     parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument(
+        "--under-bulk-s",
+        type=float,
+        default=10.0,
+        help="each query-under-bulk row runs at least this long (its queries again in turn), so that the bulk "
+        "rate beside it is measured over a long enough time",
+    )
     parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
     parser.add_argument("--layout", action="append", help="e.g. 2x1 (repeatable; default 2x1 and 1x2)")
     args = parser.parse_args()
@@ -270,7 +297,7 @@ def main() -> None:
                     args.max_batch_size,
                 )
                 rates, latency, under_queries = asyncio.run(
-                    measure_layout(target, base_url, allocations, threads, docs, queries)
+                    measure_layout(target, base_url, allocations, threads, docs, queries, args.under_bulk_s)
                 )
                 results.append(
                     LayoutResult(f"{allocations}×{threads}", engine.docs_per_s, rates, latency, under_queries)
