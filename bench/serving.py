@@ -6,11 +6,12 @@ For each layout (allocations × threads) on the default model and the engine ben
   - single 10-word query latency p50/p99 via gRPC Infer and REST `_inference`, idle and while another process
     saturates the server with a bulk InferStream (queries use the interactive lane, bulk the bulk lane), and the
     bulk stream's docs/s meanwhile (one query client back to back: the most a single searcher takes from bulk);
-    under bulk, each latency row runs for at least --under-bulk-s seconds.
+    under bulk, each latency row runs for at least --under-bulk-s seconds, at --query-rate queries a second if set.
 Compare numbers only within one run: these VMs vary by ±20 % between runs.
 
     .venv/bin/python bench/serving.py            # 2,000 docs, 200 queries per latency row
     .venv/bin/python bench/serving.py --quick    # a smoke run
+    .venv/bin/python bench/serving.py --quick --layout 2x1 --query-rate 40   # bulk at a fixed search load
 """
 
 from __future__ import annotations
@@ -153,11 +154,21 @@ def cycled(queries: list[str], min_s: float) -> Iterator[str]:
         yield q
 
 
+async def paced(queries: list[str], min_s: float, rate: float) -> AsyncIterator[str]:
+    """`cycled`, at most `rate` queries a second (0: back to back)."""
+    next_at = time.perf_counter()
+    for q in cycled(queries, min_s):
+        if rate > 0:
+            next_at += 1.0 / rate
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        yield q
+
+
 async def grpc_latencies(
-    client: AsyncElserClient, inference_id: str, queries: list[str], min_s: float = 0.0
+    client: AsyncElserClient, inference_id: str, queries: list[str], min_s: float = 0.0, rate: float = 0.0
 ) -> list[float]:
     out = []
-    for q in cycled(queries, min_s):
+    async for q in paced(queries, min_s, rate):
         t0 = time.perf_counter()
         await client.infer(inference_id, q, priority=types_pb2.PRIORITY_UNSPECIFIED)
         out.append((time.perf_counter() - t0) * 1000)
@@ -165,12 +176,12 @@ async def grpc_latencies(
 
 
 async def rest_latencies(
-    base_url: str, inference_id: str, queries: list[str], min_s: float = 0.0
+    base_url: str, inference_id: str, queries: list[str], min_s: float = 0.0, rate: float = 0.0
 ) -> list[float]:
     out = []
     url = f"{base_url}/_inference/sparse_embedding/{inference_id}"
     async with aiohttp.ClientSession() as http:
-        for q in cycled(queries, min_s):
+        async for q in paced(queries, min_s, rate):
             t0 = time.perf_counter()
             async with http.post(url, json={"input": q}) as response:
                 await response.read()
@@ -208,6 +219,7 @@ async def measure_layout(
     docs: list[str],
     queries: list[str],
     under_bulk_s: float,
+    query_rate: float,
 ) -> tuple[dict[int, float], dict[str, Latency], float]:
     inference_id = f"bench-{allocations}x{threads}"
     async with AsyncElserClient(target, timeout_s=60) as client:
@@ -231,10 +243,10 @@ async def measure_layout(
             await asyncio.sleep(1.0)  # let the queue fill
             t0, done0 = time.perf_counter(), done.value
             latency["gRPC under bulk"] = Latency.of(
-                await grpc_latencies(client, inference_id, queries, under_bulk_s)
+                await grpc_latencies(client, inference_id, queries, under_bulk_s, query_rate)
             )
             latency["REST under bulk"] = Latency.of(
-                await rest_latencies(base_url, inference_id, queries, under_bulk_s)
+                await rest_latencies(base_url, inference_id, queries, under_bulk_s, query_rate)
             )
             bulk_under_queries = (done.value - done0) / (time.perf_counter() - t0)
         finally:
@@ -261,6 +273,12 @@ def main() -> None:
         default=10.0,
         help="each query-under-bulk row runs at least this long (its queries again in turn), so that the bulk "
         "rate beside it is measured over a long enough time",
+    )
+    parser.add_argument(
+        "--query-rate",
+        type=float,
+        default=0.0,
+        help="queries a second under bulk (0: one client back to back); compare bulk rates at equal query load",
     )
     parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
     parser.add_argument("--layout", action="append", help="e.g. 2x1 (repeatable; default 2x1 and 1x2)")
@@ -297,7 +315,16 @@ def main() -> None:
                     args.max_batch_size,
                 )
                 rates, latency, under_queries = asyncio.run(
-                    measure_layout(target, base_url, allocations, threads, docs, queries, args.under_bulk_s)
+                    measure_layout(
+                        target,
+                        base_url,
+                        allocations,
+                        threads,
+                        docs,
+                        queries,
+                        args.under_bulk_s,
+                        args.query_rate,
+                    )
                 )
                 results.append(
                     LayoutResult(f"{allocations}×{threads}", engine.docs_per_s, rates, latency, under_queries)
