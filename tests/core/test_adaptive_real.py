@@ -57,7 +57,7 @@ async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
         ticks: set[float] = set()
         async with asyncio.timeout(HANG_GUARD_S):
             while len(ticks) < 4:
-                scaler = core._allocator._scalers.get("auto")
+                scaler = core._allocator.scaler("auto")
                 if scaler is not None and scaler.rate.has_value and scaler._baseline is not None:
                     ticks.add(scaler._baseline.at)
                 await asyncio.sleep(0.02)
