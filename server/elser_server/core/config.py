@@ -14,6 +14,7 @@ class Limits:
     max_input_bytes: int
     default_timeout_s: float
     put_timeout_s: float
+    timed_out_deployment_keep_s: float
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class CoreConfig:
     batching: BatchingConfig
     adaptive: AdaptiveConfig
     preload_default_endpoint: bool
+    memory_budget: int  # bytes the deployments may use together (core/memory.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CoreConfig:
@@ -47,6 +49,7 @@ class CoreConfig:
                 max_input_bytes=settings.max_input_bytes,
                 default_timeout_s=settings.default_timeout_s,
                 put_timeout_s=settings.put_timeout_s,
+                timed_out_deployment_keep_s=settings.timed_out_deployment_keep_s,
             ),
             batching=BatchingConfig(
                 queue_capacity=settings.queue_capacity,
@@ -61,4 +64,5 @@ class CoreConfig:
                 scale_up_cooldown_s=settings.scale_up_cooldown_s,
             ),
             preload_default_endpoint=settings.preload_default_endpoint,
+            memory_budget=settings.memory_budget,
         )

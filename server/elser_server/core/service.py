@@ -35,8 +35,11 @@ from elser_server.core.errors import (
     endpoint_exists,
     endpoint_not_found,
     invalid,
+    not_enough_memory_to_start,
+    not_enough_memory_to_update,
 )
 from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
+from elser_server.core.memory import MemoryBudget
 from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.queue import RowOptions
@@ -82,7 +85,12 @@ class InferenceCore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._events = EventHub()
         self._deployments = Deployments(
-            models, config.batching, self._events, observer, self._notify_readiness
+            models,
+            config.batching,
+            self._events,
+            observer,
+            self._notify_readiness,
+            MemoryBudget(config.memory_budget),
         )
         self._allocator = AdaptiveAllocator(self._adaptive_targets, config.adaptive)
         self._allocator_task: asyncio.Task[None] | None = None
@@ -161,6 +169,8 @@ class InferenceCore:
             )
             wanted = initial_allocations(endpoint)
             if deployment.target_allocations != wanted:
+                if not self._deployments.memory.grow(deployment, min(wanted, deployment.capacity)):
+                    raise not_enough_memory_to_start(some_fit=True)
                 await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
             await self._validation_inference(endpoint, deployment)
             await asyncio.to_thread(self._store.insert, endpoint)
@@ -221,7 +231,10 @@ class InferenceCore:
             updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
             deployment = self._deployments.get(inference_id)
             if deployment is not None:
-                await deployment.scale_to(initial_allocations(updated), AllocationCause.USER_UPDATE)
+                wanted = initial_allocations(updated)
+                if not self._deployments.memory.grow(deployment, min(wanted, deployment.capacity)):
+                    raise not_enough_memory_to_update()
+                await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
             await asyncio.to_thread(self._store.replace, updated)
             self._endpoints[inference_id] = updated
         return updated
