@@ -257,18 +257,40 @@ class InferenceCore:
     async def update_endpoint(
         self, inference_id: str, task_type: str | None, body: object, *, raw_body: str | None = None
     ) -> Endpoint:
+        return await self._whole(self._update(inference_id, task_type, body, raw_body))
+
+    async def _update(
+        self, inference_id: str, task_type: str | None, body: object, raw_body: str | None
+    ) -> Endpoint:
+        """All or nothing (ES's order: the deployment, then the store): an allocation change of a deployment
+        that is not started is ES's 409 and one that does not fit in memory ES's 429, before anything changes;
+        a store that fails puts the deployment back."""
         async with self._locks.hold(inference_id):
             existing = self._endpoints.get(inference_id)
             if existing is None:
                 raise endpoint_not_found(inference_id)
             updated = parse_update_request(existing, task_type, body, raw_body=raw_body)
             deployment = self._deployments.get(inference_id)
+            old, new = existing.service_settings, updated.service_settings
+            if (old.num_allocations, old.adaptive_allocations) == (
+                new.num_allocations,
+                new.adaptive_allocations,
+            ):
+                deployment = None  # nothing live changes
+            previous = 0
             if deployment is not None:
+                self._deployments.check_updatable(deployment)
                 wanted = initial_allocations(updated)
                 if not self._deployments.memory.grow(deployment, min(wanted, deployment.capacity)):
                     raise not_enough_memory_to_update()
+                previous = deployment.target_allocations
                 await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
-            await asyncio.to_thread(self._store.replace, updated)
+            try:
+                await asyncio.to_thread(self._store.replace, updated)
+            except Exception:
+                if deployment is not None:
+                    await deployment.scale_to(previous, AllocationCause.USER_UPDATE)
+                raise
             self._endpoints[inference_id] = updated
         return updated
 
