@@ -13,7 +13,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from elser_server.core.deployment import Deployment
 from elser_server.core.deployments import Deployments
 from elser_server.core.es_validation import format_time_value
 from elser_server.core.events import DeploymentEvent, EventHub, Phase
@@ -64,9 +63,6 @@ class PendingEndpoints:
 
     def endpoints(self) -> list[Endpoint]:
         return [entry.endpoint for entry in self._pending.values()]
-
-    def deployment(self, inference_id: str) -> Deployment | None:
-        return self._deployments.get(inference_id) if inference_id in self._pending else None
 
     async def discard(self, inference_id: str, reason: str) -> None:
         """Stop the pending deployment of `inference_id` (the caller holds its lock); its watchers end."""
