@@ -1,4 +1,5 @@
-"""The memory budget's default: the container's limit (cgroup v2 or v1) less the headroom, else the machine's."""
+"""Settings: the memory budget's default is the container's limit (cgroup v2 or v1) less the headroom, else
+the machine's memory."""
 
 from __future__ import annotations
 
