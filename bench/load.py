@@ -18,6 +18,11 @@ search p50/p99; any outcome other than success, RESOURCE_EXHAUSTED/429 or DEADLI
 unexpected.
 
     python bench/load.py --target 127.0.0.1:50051 --http-url http://127.0.0.1:9200 --overload 10 --duration 60
+
+`--churn N` instead runs N PUT/DELETE cycles of distinct endpoints over REST (each starts and stops a deployment)
+and, with `--server-pid`, prints the server's resident memory every N/10 cycles (a soak of memory, not speed):
+
+    python bench/load.py --http-url http://127.0.0.1:9200 --churn 500 --server-pid "$(pgrep -f elser_server)"
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -417,6 +423,38 @@ class Overload:
         }
 
 
+def rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def churn(args: argparse.Namespace) -> None:
+    """PUT and DELETE distinct endpoints (2 KB ids) `args.churn` times; the server's RSS every tenth of the run."""
+    body = {
+        "service": "elasticsearch",
+        "service_settings": {"model_id": ".elser_model_2", "num_allocations": 1, "num_threads": 1},
+    }
+    every = max(1, args.churn // 10)
+    start = time.monotonic()
+    samples = [rss_mib(args.server_pid)] if args.server_pid else []
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    async with aiohttp.ClientSession(args.http_url, timeout=timeout) as session:
+        for i in range(args.churn):
+            inference_id = f"churn-{i}-" + "x" * 2000
+            async with session.put(f"/_inference/sparse_embedding/{inference_id}", json=body) as response:
+                assert response.status == 200, await response.text()
+            async with session.delete(f"/_inference/{inference_id}") as response:
+                assert response.status == 200, await response.text()
+            if args.server_pid and (i + 1) % every == 0:
+                samples.append(rss_mib(args.server_pid))
+    elapsed = time.monotonic() - start
+    print(f"{args.churn} PUT/DELETE cycles in {elapsed:.0f}s ({elapsed / args.churn * 1000:.0f} ms each)")
+    if samples:
+        print(f"server RSS (MiB) at start and every {every} cycles: {samples}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port")
@@ -441,9 +479,16 @@ def main() -> None:
         default=4000,
         help="overload: bulk calls the client keeps waiting at most",
     )
+    parser.add_argument(
+        "--churn", type=int, default=0, help="run this many PUT/DELETE cycles instead of load"
+    )
+    parser.add_argument("--server-pid", type=int, default=0, help="with --churn: report this process's RSS")
     args = parser.parse_args()
     if args.overload:
         print(json.dumps(asyncio.run(Overload(args).run()), indent=2))
+        return
+    if args.churn:
+        asyncio.run(churn(args))
         return
     load = Load(args)
     report = load.report(asyncio.run(load.run()))

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,20 @@ def detect_open_files() -> int:
     """The process's soft limit on open files (each connection takes one)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def detect_memory_limit(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Bytes of memory this process may use: the container's limit (cgroup v2 `memory.max`, else v1
+    `memory/memory.limit_in_bytes`) when it is below the machine's memory, else the machine's memory."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in (cgroup / "memory.max", cgroup / "memory" / "memory.limit_in_bytes"):
+        try:
+            raw = path.read_text().strip()
+        except OSError:
+            continue
+        # "max" (v2) or a huge number (v1) means no limit.
+        return min(machine, int(raw)) if raw.isdigit() else machine
+    return machine
 
 
 class Settings(BaseSettings):
@@ -187,6 +201,26 @@ class Settings(BaseSettings):
         "else the CPUs this process may run on).",
     )
 
+    # memory admission
+    memory_limit: ByteSize = Field(
+        ByteSize(0),
+        description="Memory deployments may use (bytes, or e.g. `6GiB`): a deployment, or a scale-up, whose estimated "
+        "memory does not fit is refused with ES's 429 (docs/operating.md). 0: the container's memory limit, else "
+        "the machine's memory, minus `memory-headroom`.",
+    )
+    memory_headroom: ByteSize = Field(
+        "512MiB",
+        validate_default=True,
+        description="Left out of the automatic memory limit for the process itself (interpreter, libraries, "
+        "request buffers).",
+    )
+    timed_out_deployment_keep_s: float = Field(
+        300.0,
+        ge=0,
+        description="The deployment of a PUT that timed out (ES's 408) is kept this long for a retried PUT of the "
+        "same id to adopt (GET shows it, DELETE stops it), then stopped.",
+    )
+
     # admission and batching
     max_inputs_per_request: int = Field(1024, ge=1, description="Texts accepted in one inference request.")
     max_input_bytes: int = Field(1 << 20, ge=1, description="UTF-8 bytes accepted per input text.")
@@ -279,6 +313,13 @@ class Settings(BaseSettings):
     @property
     def effective_replica_name(self) -> str:
         return self.replica_name or socket.gethostname()
+
+    @property
+    def memory_budget(self) -> int:
+        """Bytes the deployments may use together: `memory_limit`, else the detected limit less the headroom."""
+        if self.memory_limit:
+            return int(self.memory_limit)
+        return max(0, detect_memory_limit() - int(self.memory_headroom))
 
     @property
     def database_path(self) -> Path:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 from elser_server.core.errors import Code, ElserError
+from elser_server.core.memory import estimate_footprint
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import InferOptions
+from elser_server.model.package import ModelPackage
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Tokenizer
+from elser_server.settings import Settings
 from support import PUT_BODY, make_core, put_body
 
 LIMITS = {"max_inputs_per_request": 64, "max_input_bytes": 200_000}
@@ -241,3 +246,108 @@ async def test_a_model_is_unloaded_with_its_last_deployment(tiny_repository: Pat
         assert again.endpoint.inference_id == "three" and models.loaded == {".elser_model_2"}
     finally:
         await core.close()
+
+
+async def test_update_while_the_deployment_starts_is_es_409_and_changes_nothing(
+    tiny_repository: Path, tmp_path: Path
+) -> None:
+    """Right after a restart the deployment is still starting: an allocation update is ES's conflict, neither the
+    store nor the live deployment changes, and a restart still has the stored count."""
+    two_threads = {**PUT_BODY, "service_settings": {**PUT_BODY["service_settings"], "num_threads": 2}}
+    first = make_core(tiny_repository, tmp_path, **LIMITS, processors=2)
+    await first.start()
+    await first.put_endpoint("e", "sparse_embedding", two_threads)
+    await first.close()
+    # One processor for two threads per allocation: after this restart the deployment stays starting (as ES).
+    restarted = make_core(tiny_repository, tmp_path, **LIMITS, processors=1)
+    await restarted.start()
+    try:
+        with pytest.raises(ElserError) as exc:
+            await restarted.update_endpoint("e", None, {"service_settings": {"num_allocations": 3}})
+        assert (exc.value.code, exc.value.http_status, exc.value.es_type) == (
+            Code.FAILED_PRECONDITION,
+            409,
+            "status_exception",
+        )
+        assert exc.value.reason == "cannot update deployment that is not in [started] state"
+        deployment = restarted.deployment("e")
+        assert deployment is not None and deployment.target_allocations == 1
+        assert (await restarted.get_endpoints("e"))[0].service_settings.num_allocations == 1
+        # An update that changes no allocations does not touch the deployment (ES: nothing to update).
+        same = await restarted.update_endpoint("e", None, {"task_settings": {}})
+        assert same.service_settings.num_allocations == 1
+    finally:
+        await restarted.close()
+    again = make_core(tiny_repository, tmp_path, **LIMITS, processors=2)
+    await again.start()
+    try:
+        assert (await again.get_endpoints("e"))[0].service_settings.num_allocations == 1
+    finally:
+        await again.close()
+
+
+async def test_an_update_beyond_the_memory_limit_is_es_429_and_changes_nothing(
+    tiny_repository: Path, tiny_package: ModelPackage, tmp_path: Path
+) -> None:
+    footprint = estimate_footprint(tiny_package, Settings().token_budget)
+    limit = footprint.deployment_bytes(2)  # room for two allocations of the model, not three
+    core = make_core(tiny_repository, tmp_path, **LIMITS, processors=4, memory_limit=limit)
+    await core.start()
+    try:
+        await core.put_endpoint("e", "sparse_embedding", PUT_BODY)
+        with pytest.raises(ElserError) as exc:
+            await core.update_endpoint("e", None, {"service_settings": {"num_allocations": 3}})
+        assert (exc.value.code, exc.value.http_status) == (Code.RESOURCE_EXHAUSTED, 429)
+        assert exc.value.reason == (
+            "Could not update deployment because there are not enough resources to provide all requested allocations"
+        )
+        deployment = core.deployment("e")
+        assert deployment is not None
+        assert (deployment.target_allocations, deployment.allocation_count) == (1, 1)
+        assert (await core.get_endpoints("e"))[0].service_settings.num_allocations == 1
+        updated = await core.update_endpoint("e", None, {"service_settings": {"num_allocations": 2}})
+        assert updated.service_settings.num_allocations == 2 and deployment.allocation_count == 2
+        # A second deployment of the same model finds no room for even one allocation.
+        with pytest.raises(ElserError) as exc:
+            await core.put_endpoint("f", "sparse_embedding", PUT_BODY)
+        assert exc.value.reason == (
+            "Could not start deployment because no ML nodes with sufficient capacity were found"
+        )
+        assert core.deployment("f") is None
+    finally:
+        await core.close()
+
+
+async def test_no_state_outlives_its_inference_id(core: InferenceCore) -> None:
+    """DELETE and _update of ids that do not exist, and PUT/watch/infer/DELETE cycles, with long ids: nothing is
+    kept per id (locks, latest events, watchers, scaler state), so the traced memory stays where it was."""
+
+    async def cycle(inference_id: str) -> None:
+        await core.put_endpoint(inference_id, "sparse_embedding", PUT_BODY)
+        stream = core.watch_deployment(inference_id)
+        await anext(stream)
+        assert len(await core.infer(inference_id, None, ["a text"])) == 1
+        await core.delete_endpoint(inference_id)
+        async with asyncio.timeout(30):
+            assert [event async for event in stream][-1].phase.name == "STOPPED"
+
+    await cycle("warm-up")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(100):
+            missing = f"missing-{i}-" + "x" * (64 << 10)
+            with pytest.raises(ElserError):
+                await core.delete_endpoint(missing)
+            with pytest.raises(ElserError):
+                await core.update_endpoint(missing, None, {"service_settings": {"num_allocations": 2}})
+        for i in range(20):
+            await cycle(f"cycle-{i}-" + "y" * (16 << 10))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert core.locked_ids == 0
+    # 200 lookups of 64 KiB ids and 20 cycles of 16 KiB ids: 13 MiB if anything per id were kept.
+    assert grown < 1 << 20, f"{grown} bytes kept"

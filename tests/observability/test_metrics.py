@@ -138,3 +138,22 @@ async def test_metrics_after_traffic(tiny_repository: Path, tmp_path: Path) -> N
 async def test_metrics_can_be_turned_off(tiny_repository: Path, tmp_path: Path) -> None:
     async with running(server_settings(tiny_repository, tmp_path, metrics_enabled=False)) as service:
         assert service.metrics_server is None and service.metrics_port == 0
+
+
+async def test_a_deleted_endpoint_leaves_no_deployment_series(tiny_repository: Path, tmp_path: Path) -> None:
+    """Series per deployment id are dropped with the deployment: endpoint churn does not grow the registry."""
+    settings = server_settings(tiny_repository, tmp_path)
+    async with (
+        running(settings) as service,
+        aiohttp.ClientSession(f"http://127.0.0.1:{service.http_port}") as http,
+    ):
+        async with http.put("/_inference/sparse_embedding/short-lived", json=PUT_BODY) as response:
+            assert response.status == 200
+        async with http.post("/_inference/short-lived", json={"input": ["a dog"]}) as response:
+            assert response.status == 200
+        text, _ = await _scrape(service.metrics_port)
+        assert 'deployment="short-lived"' in text
+        async with http.delete("/_inference/short-lived") as response:
+            assert response.status == 200
+        text, _ = await _scrape(service.metrics_port)
+    assert 'deployment="short-lived"' not in text

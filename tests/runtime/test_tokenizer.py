@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 
 import numpy as np
 import pytest
@@ -165,3 +167,17 @@ def test_prefix_shortcut_fuzz(tok: Tokenizer, reference: tokenizers.Tokenizer) -
         giant = "q" * (CUT - rng.randint(0, 300) - len(head))
         text = head + giant + chunk + rng.choice(["", " z" * 3000, "z" * 3000])
         _assert_same_as_full(tok, reference, text)
+
+
+def test_a_tokenizer_needs_no_cyclic_collection(tiny_package: ModelPackage) -> None:
+    """Freed as soon as its last reference goes: a reference cycle would keep its native memory until a full
+    collection, and endpoint churn (a model unloaded and loaded again) would pile tokenizers up."""
+    tokenizer = Tokenizer.from_file(tiny_package.tokenizer_path)
+    tokenizer.encode_batch(["a text long enough " * 600])  # fills the word-end cache of the prefix shortcut
+    ref = weakref.ref(tokenizer)
+    gc.disable()
+    try:
+        del tokenizer
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -145,20 +145,22 @@ class EndpointConfig(_message.Message):
     def __init__(self, service: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., service_settings: _Optional[_Union[ServiceSettings, _Mapping]] = ..., chunking_settings: _Optional[_Union[ChunkingSettings, _Mapping]] = ..., task_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("inference_id", "task_type", "service", "service_settings", "chunking_settings", "task_settings")
+    __slots__ = ("inference_id", "task_type", "service", "service_settings", "chunking_settings", "task_settings", "deployment_state")
     INFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     TASK_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_STATE_FIELD_NUMBER: _ClassVar[int]
     inference_id: str
     task_type: TaskType
     service: str
     service_settings: ServiceSettings
     chunking_settings: ChunkingSettings
     task_settings: _struct_pb2.Struct
-    def __init__(self, inference_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., service: _Optional[str] = ..., service_settings: _Optional[_Union[ServiceSettings, _Mapping]] = ..., chunking_settings: _Optional[_Union[ChunkingSettings, _Mapping]] = ..., task_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    deployment_state: DeploymentState
+    def __init__(self, inference_id: _Optional[str] = ..., task_type: _Optional[_Union[TaskType, str]] = ..., service: _Optional[str] = ..., service_settings: _Optional[_Union[ServiceSettings, _Mapping]] = ..., chunking_settings: _Optional[_Union[ChunkingSettings, _Mapping]] = ..., task_settings: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deployment_state: _Optional[_Union[DeploymentState, str]] = ...) -> None: ...
 
 class InferenceOptions(_message.Message):
     __slots__ = ("top_k", "min_weight", "return_tokens", "priority")

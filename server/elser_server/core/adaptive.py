@@ -176,12 +176,10 @@ class AdaptiveAllocator:
         self.interval_s = config.interval_s
         self.scale_to_zero_s = config.scale_to_zero_s
         self.scale_up_cooldown_s = config.scale_up_cooldown_s
-        self._scalers: dict[str, AdaptiveScaler] = {}
+        # Per deployment id, with the deployment the estimates are of: a new deployment under an old id (deleted
+        # and created again) starts afresh. Ids not seen in a tick are dropped.
+        self._scalers: dict[str, tuple[ScalableDeployment, AdaptiveScaler]] = {}
         self._last_scale_up: dict[str, float] = {}
-
-    def scaler(self, deployment_id: str) -> AdaptiveScaler | None:
-        """The estimates of `deployment_id`; None until its first tick."""
-        return self._scalers.get(deployment_id)
 
     async def run(self) -> None:
         while True:
@@ -197,7 +195,11 @@ class AdaptiveAllocator:
         for deployment, settings in self._targets():
             dep_id = deployment.deployment_id
             live.add(dep_id)
-            scaler = self._scalers.setdefault(dep_id, AdaptiveScaler())
+            known = self._scalers.get(dep_id)
+            if known is None or known[0] is not deployment:
+                known = self._scalers[dep_id] = (deployment, AdaptiveScaler())
+                self._last_scale_up.pop(dep_id, None)
+            scaler = known[1]
             scaler.observe(deployment, now)
             if deployment.state is not State.STARTED:
                 continue
@@ -219,3 +221,13 @@ class AdaptiveAllocator:
         for gone in set(self._scalers) - live:
             del self._scalers[gone]
             self._last_scale_up.pop(gone, None)
+
+    def scaler(self, deployment_id: str) -> AdaptiveScaler | None:
+        """The estimates of `deployment_id`; None until its first tick."""
+        known = self._scalers.get(deployment_id)
+        return known[1] if known is not None else None
+
+    @property
+    def tracked_ids(self) -> int:
+        """Deployment ids the scaler keeps estimates for."""
+        return len(self._scalers)

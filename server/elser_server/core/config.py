@@ -16,6 +16,7 @@ class Limits:
     put_timeout_s: float
     # CPU seconds recursive chunking's separator regexes get per input (None: only the deadline bounds them)
     separator_timeout_s: float | None
+    timed_out_deployment_keep_s: float
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class CoreConfig:
     adaptive: AdaptiveConfig
     preload_default_endpoint: bool
     replica_name: str  # named in stats and deployment events: each replica reports its own deployments
+    memory_budget: int  # bytes the deployments may use together (core/memory.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CoreConfig:
@@ -52,6 +54,7 @@ class CoreConfig:
                 default_timeout_s=settings.default_timeout_s,
                 put_timeout_s=settings.put_timeout_s,
                 separator_timeout_s=settings.chunking_separator_timeout_s,
+                timed_out_deployment_keep_s=settings.timed_out_deployment_keep_s,
             ),
             batching=BatchingConfig(
                 queue_capacity=settings.queue_capacity,
@@ -68,4 +71,5 @@ class CoreConfig:
             ),
             preload_default_endpoint=settings.preload_default_endpoint,
             replica_name=settings.effective_replica_name,
+            memory_budget=settings.memory_budget,
         )

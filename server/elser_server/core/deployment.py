@@ -17,12 +17,20 @@ import time
 from collections.abc import Callable, Sequence
 
 from elser_server.core.allocation import Allocation
-from elser_server.core.errors import ElserError, deadline_exceeded, internal, unavailable
+from elser_server.core.errors import (
+    ElserError,
+    deadline_exceeded,
+    internal,
+    not_enough_memory_to_update,
+    unavailable,
+)
 from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
+from elser_server.core.memory import MemoryBudget
 from elser_server.core.observer import CoreObserver
 from elser_server.core.queue import BatchQueue, QueuedText, RowOptions, SparseRow, request_priority
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import Priority
+from elser_server.runtime.memory import release_free_memory
 from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Encoding
 
@@ -57,7 +65,9 @@ class Deployment:
         processors: int | None = None,
         publish: Callable[[DeploymentEvent], None] | None = None,
         observer: CoreObserver | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
+        """`memory`: the budget this deployment's allocations are reserved in (none: unbounded)."""
         self.deployment_id = deployment_id
         self.model_id = model_id
         self.num_threads = num_threads
@@ -79,6 +89,7 @@ class Deployment:
         self._scaling = asyncio.Lock()
         self._publish = publish
         self._observer = observer
+        self._memory = memory
         self._download: tuple[int, int] | None = None
         self._converting = False
         self._cause = AllocationCause.DEPLOYMENT_START
@@ -184,13 +195,23 @@ class Deployment:
         if self.state is not State.STARTED:
             raise unavailable(f"deployment [{self.deployment_id}] is stopped", "DEPLOYMENT_STOPPED")
 
+    @property
+    def wanted_allocations(self) -> int:
+        """The allocations the target asks for that the processors can run."""
+        return min(self.target_allocations, self.capacity)
+
     async def scale_to(self, target: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
-        """Set the target and start/stop allocations up to what the processors allow."""
+        """Set the target and start/stop allocations up to what the processors and the memory budget allow."""
         async with self._scaling:
             self.target_allocations = target
             self._cause = cause
-            wanted = min(target, self.capacity)
-            if wanted < target:
+            wanted = self.wanted_allocations
+            allowed = self._memory.fit(self, wanted) if self._memory is not None else wanted
+            if allowed < wanted:
+                self.reason = (
+                    f"[{target}] allocations requested; the memory limit leaves room for [{allowed}]"
+                )
+            elif wanted < target:
                 self.reason = (
                     f"[{target}] allocations of [{self.num_threads}] threads requested; this node has "
                     f"[{self._processors}] processors so [{wanted}] are allocated"
@@ -200,7 +221,7 @@ class Deployment:
             if self._session_factory is None:  # still installing the model: start() applies the target
                 self._emit()
                 return
-            while len(self._allocations) < wanted:
+            while len(self._allocations) < allowed:
                 allocation = await asyncio.to_thread(self._new_allocation, len(self._allocations))
                 allocation.start()
                 self._allocations.append(allocation)
@@ -208,10 +229,15 @@ class Deployment:
                     self.state = State.STARTED
                     self._started.set()
                 self._emit()
-            while len(self._allocations) > wanted:
-                await self._allocations.pop().stop()
-                self._emit()
-            await self._keep_query_runner()
+            if len(self._allocations) > allowed:
+                while len(self._allocations) > allowed:
+                    await self._allocations.pop().stop()
+                    self._emit()
+                # The query runner holds the first session: stopped (with none left) before the memory goes back.
+                await self._keep_query_runner()
+                await asyncio.to_thread(release_free_memory)
+            else:
+                await self._keep_query_runner()
             self._emit()
 
     async def _keep_query_runner(self) -> None:
@@ -253,6 +279,9 @@ class Deployment:
         runners = [self._query_runner] if self._query_runner is not None else []
         self._query_runner = None
         await asyncio.gather(*(a.stop() for a in [*allocations, *runners]))
+        # The sessions are gone once their threads have ended; give their memory back to the system.
+        del allocations, runners
+        await asyncio.to_thread(release_free_memory)
         self.state = State.STOPPED
         self._started.set()
         self._emit()
@@ -306,6 +335,9 @@ class Deployment:
     async def _scale_from_zero(self) -> None:
         try:
             await self.scale_to(1, AllocationCause.SCALE_FROM_ZERO)
+            if not self._allocations:
+                # No memory for one allocation: nothing would ever serve what is queued.
+                self._queue.fail_all(not_enough_memory_to_update())
         finally:
             self._from_zero = None
 

@@ -143,6 +143,38 @@ def deployment_start_timeout(waited: str) -> ElserError:
     )
 
 
+def not_enough_memory_to_start(*, some_fit: bool) -> ElserError:
+    """ES's 429 when a new deployment does not fit: `some_fit` when a part of its allocations would."""
+    reason = (
+        "Could not start deployment because there are not enough resources to provide all requested allocations"
+        if some_fit
+        else "Could not start deployment because no ML nodes with sufficient capacity were found"
+    )
+    return ElserError(Code.RESOURCE_EXHAUSTED, reason, "status_exception", 429, "INSUFFICIENT_MEMORY")
+
+
+def not_enough_memory_to_update() -> ElserError:
+    """ES's 429 when an update asks for more allocations than fit."""
+    return ElserError(
+        Code.RESOURCE_EXHAUSTED,
+        "Could not update deployment because there are not enough resources to provide all requested allocations",
+        "status_exception",
+        429,
+        "INSUFFICIENT_MEMORY",
+    )
+
+
+def deployment_not_started() -> ElserError:
+    """ES's 409 for an allocation update of a deployment that is still starting (or stopping, or failed)."""
+    return ElserError(
+        Code.FAILED_PRECONDITION,
+        "cannot update deployment that is not in [started] state",
+        "status_exception",
+        409,
+        "DEPLOYMENT_NOT_STARTED",
+    )
+
+
 def task_type_mismatch(reason: str) -> ElserError:
     return ElserError(Code.FAILED_PRECONDITION, reason, "status_exception", 400, "TASK_TYPE_MISMATCH")
 

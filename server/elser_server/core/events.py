@@ -85,6 +85,10 @@ class EventHub:
         for sub in self._subscribers.get(event.deployment_id, ()):
             sub.offer(event)
 
+    def forget(self, deployment_id: str) -> None:
+        """The deployment is gone: drop its latest snapshot (its watchers, if any, stay subscribed)."""
+        self._latest.pop(deployment_id, None)
+
     def close(self, deployment_id: str, final: DeploymentEvent) -> None:
         """Send `final` to every watcher of `deployment_id` and end their streams."""
         self._latest.pop(deployment_id, None)
@@ -119,3 +123,5 @@ class EventHub:
             subs = self._subscribers.get(deployment_id)
             if subs is not None:
                 subs.discard(sub)
+                if not subs:
+                    del self._subscribers[deployment_id]

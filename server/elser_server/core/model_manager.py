@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elser_server.core.errors import model_invalid, model_not_found, shutting_down
+from elser_server.core.memory import shares_weights
 from elser_server.core.observer import CoreObserver
 from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
@@ -18,8 +19,6 @@ from elser_server.runtime.session import SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
-
-SHARE_WEIGHTS_MIN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -50,22 +49,23 @@ class ModelManager:
         self.cache_dir = cache_dir
         # Applies to repository entries converted on install (Elastic's TorchScript, Hugging Face checkpoints).
         self.convert_quantize = convert_quantize
+        self._packages: dict[str, ModelPackage] = {}
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
         self._converting: dict[str, list[Callable[[], None]]] = {}
         self._cancel_installs = threading.Event()
 
-    async def get(
+    async def install(
         self,
         model_id: str,
         on_progress: Progress | None = None,
         on_converting: Callable[[], None] | None = None,
-    ) -> LoadedModel:
-        """Install (if absent) and load `model_id`; concurrent callers share one download, and each of them
-        hears its progress (bytes done, bytes total) and when a conversion starts."""
-        if model_id in self._loaded:
-            return self._loaded[model_id]
+    ) -> ModelPackage:
+        """Install `model_id` (if absent) and verify its package, without loading it; concurrent callers share one
+        download, and each of them hears its progress (bytes done, bytes total) and when a conversion starts."""
+        if model_id in self._packages:
+            return self._packages[model_id]
         listeners = self._progress.setdefault(model_id, [])
         converting_listeners = self._converting.setdefault(model_id, [])
         if on_progress is not None:
@@ -74,7 +74,7 @@ class ModelManager:
             converting_listeners.append(on_converting)
         try:
             async with self._locks.setdefault(model_id, asyncio.Lock()):
-                if model_id not in self._loaded:
+                if model_id not in self._packages:
                     loop = asyncio.get_running_loop()
 
                     def report(done: int, total: int) -> None:
@@ -84,19 +84,38 @@ class ModelManager:
                         loop.call_soon_threadsafe(self._report_converting, model_id)
 
                     try:
-                        self._loaded[model_id] = await asyncio.to_thread(
-                            self._install_and_load, model_id, report, converting
+                        self._packages[model_id] = await asyncio.to_thread(
+                            self._install, model_id, report, converting
                         )
                     except Exception:
                         if self._observer is not None:
                             self._observer.download_failed(model_id)
                         raise
-                return self._loaded[model_id]
+                return self._packages[model_id]
         finally:
             if on_progress is not None:
                 listeners.remove(on_progress)
             if on_converting is not None:
                 converting_listeners.remove(on_converting)
+
+    def installed(self, model_id: str) -> ModelPackage | None:
+        """The package of `model_id` when this process installed it already (its size is then known)."""
+        return self._packages.get(model_id)
+
+    async def get(
+        self,
+        model_id: str,
+        on_progress: Progress | None = None,
+        on_converting: Callable[[], None] | None = None,
+    ) -> LoadedModel:
+        """Install (if absent) and load `model_id` once, whatever the number of callers."""
+        if model_id in self._loaded:
+            return self._loaded[model_id]
+        package = await self.install(model_id, on_progress, on_converting)
+        async with self._locks.setdefault(model_id, asyncio.Lock()):
+            if model_id not in self._loaded:
+                self._loaded[model_id] = await asyncio.to_thread(self._load, model_id, package)
+            return self._loaded[model_id]
 
     @property
     def loaded(self) -> frozenset[str]:
@@ -124,9 +143,7 @@ class ModelManager:
         for listener in self._converting.get(model_id, ()):
             listener()
 
-    def _install_and_load(
-        self, model_id: str, progress: Progress, converting: Callable[[], None]
-    ) -> LoadedModel:
+    def _install(self, model_id: str, progress: Progress, converting: Callable[[], None]) -> ModelPackage:
         try:
             package_dir = install(
                 self.repository,
@@ -137,7 +154,7 @@ class ModelManager:
                 quantize=self.convert_quantize,
                 cancel=self._cancel_installs,
             )
-            package = ModelPackage.load(package_dir, verify=True)
+            return ModelPackage.load(package_dir, verify=True)
         except ModelFileNotFound as exc:
             raise model_not_found(model_id) from exc
         except InstallCancelled as exc:
@@ -146,8 +163,9 @@ class ModelManager:
             # A bad model in the repository is the operator's to fix: say what is wrong where they look.
             log.warning("model %s cannot be deployed: %s", model_id, exc)
             raise model_invalid(model_id, str(exc)) from exc
+
+    def _load(self, model_id: str, package: ModelPackage) -> LoadedModel:
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
-        log.info("model %s loaded from %s", model_id, package_dir)
-        large = package.model_path.stat().st_size >= SHARE_WEIGHTS_MIN_BYTES
-        weights = SharedWeights(package.model_path) if large else None
+        log.info("model %s loaded from %s", model_id, package.path)
+        weights = SharedWeights(package.model_path) if shares_weights(package) else None
         return LoadedModel(model_id, package, tokenizer, weights)

@@ -19,6 +19,9 @@ class CoreObserver(Protocol):
     ) -> None:
         """A model call finished: one queue wait per text, real and padded token counts, model call time."""
 
+    def deployment_stopped(self, deployment_id: str) -> None:
+        """The deployment is gone: forget what is kept per deployment id."""
+
     def download_progress(self, model_id: str, done: int, total: int) -> None:
         """Bytes of `model_id` fetched so far (cumulative within one install)."""
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from elser_server.core.adaptive import AdaptiveAllocator, AdaptiveScaler, AdaptiveTarget
 from elser_server.core.chunked import chunked_embeddings
@@ -35,10 +36,15 @@ from elser_server.core.errors import (
     endpoint_exists,
     endpoint_not_found,
     invalid,
+    not_enough_memory_to_start,
+    not_enough_memory_to_update,
 )
 from elser_server.core.events import AllocationCause, DeploymentEvent, EventHub, Phase
+from elser_server.core.keyed_locks import KeyedLocks
+from elser_server.core.memory import MemoryBudget
 from elser_server.core.model_manager import ModelManager
 from elser_server.core.observer import CoreObserver
+from elser_server.core.pending import PendingEndpoints
 from elser_server.core.queue import RowOptions
 from elser_server.core.replication import ReplicaSync
 from elser_server.core.stats import DeploymentStats
@@ -55,13 +61,15 @@ from elser_server.core.types import (
     SparseEmbedding,
     TaskType,
 )
-from elser_server.core.update_rules import apply_update, check_update_request
+from elser_server.core.update_rules import UpdateRequest, apply_update, check_update_request
 
 log = logging.getLogger(__name__)
 
 VALIDATION_INPUT = "how big"  # ES runs this one inference before storing a new endpoint
 # Endpoints stored before ES 8.16 have no chunking settings and chunk as word 250/100.
 LEGACY_CHUNKING = ChunkingSettings(Strategy.WORD, max_chunk_size=250, overlap=100)
+
+T = TypeVar("T")
 
 
 class InferenceCore:
@@ -84,11 +92,20 @@ class InferenceCore:
         self._batching = config.batching
         self._preload_default = config.preload_default_endpoint
         self._endpoints: dict[str, Endpoint] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._events = EventHub()
         self._deployments = Deployments(
-            models, config.batching, self._events, observer, self._notify_readiness
+            models,
+            config.batching,
+            self._events,
+            observer,
+            self._notify_readiness,
+            MemoryBudget(config.memory_budget),
         )
+        self._pending = PendingEndpoints(
+            self._deployments, self._events, self._locks, config.limits.timed_out_deployment_keep_s
+        )
+        self._changes: set[asyncio.Task[Any]] = set()
         self._allocator = AdaptiveAllocator(self._adaptive_targets, config.adaptive)
         self._allocator_task: asyncio.Task[None] | None = None
         self._readiness_listeners: list[Callable[[bool], None]] = []
@@ -121,6 +138,9 @@ class InferenceCore:
             await self._replica.close()
         self._draining = True
         self._notify_readiness()
+        self._pending.close()
+        for change in self._changes:
+            change.cancel()
         await self._deployments.close()
         self._tokenize_pool.shutdown(wait=False)
         await asyncio.to_thread(self._store.close)
@@ -161,24 +181,41 @@ class InferenceCore:
         self, inference_id: str, task_type: str | None, body: object, *, timeout_s: float | None = None
     ) -> PutResult:
         parsed = parse_put_request(inference_id, task_type, body)
-        endpoint = parsed.endpoint
         if self._replica is not None:
             self._replica.check_writable()
             await self._resolve(inference_id)
-        async with self._lock(inference_id):
+        timeout = self._limits.put_timeout_s if timeout_s is None else timeout_s
+        await self._whole(self._put(parsed.endpoint, timeout))
+        # As configured; GET shows the live allocation count.
+        return PutResult(parsed.endpoint, parsed.warnings)
+
+    async def _put(self, endpoint: Endpoint, timeout_s: float) -> None:
+        inference_id = endpoint.inference_id
+        async with self._locks.hold(inference_id):
             if inference_id in self._endpoints:
                 raise endpoint_exists(inference_id)
+            self._pending.take(inference_id)  # a retried PUT adopts the deployment of a timed-out one
             await self._deployments.replace_incompatible(endpoint)
-            deployment = await self._deployments.started(
-                endpoint, self._limits.put_timeout_s if timeout_s is None else timeout_s
-            )
-            wanted = initial_allocations(endpoint)
-            if deployment.target_allocations != wanted:
-                await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
-            await self._validation_inference(endpoint, deployment)
-            await asyncio.to_thread(self._store.insert, endpoint)
+            try:
+                deployment = await self._deployments.started(endpoint, timeout_s)
+                wanted = initial_allocations(endpoint)
+                if deployment.target_allocations != wanted:
+                    if not self._deployments.memory.grow(deployment, min(wanted, deployment.capacity)):
+                        raise not_enough_memory_to_start(some_fit=True)
+                    await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
+                await self._validation_inference(endpoint, deployment)
+            except ElserError as exc:
+                if exc.error_reason == "DEPLOYMENT_START_TIMEOUT":
+                    self._pending.add(endpoint)  # ES's deployment goes on starting: kept for a while
+                else:
+                    await self._deployments.stop(inference_id)  # nothing is left of a refused PUT
+                raise
+            try:
+                await asyncio.to_thread(self._store.insert, endpoint)
+            except Exception:
+                await self._deployments.stop(inference_id)
+                raise
             self._endpoints[inference_id] = endpoint
-        return PutResult(endpoint, parsed.warnings)  # as configured; GET shows the live allocation count
 
     async def get_endpoints(
         self, inference_id: str | None = None, task_type: str | None = None
@@ -191,12 +228,12 @@ class InferenceCore:
         if listing:
             found = [
                 e
-                for e in self._all_endpoints()
+                for e in self._all_endpoints() + self._pending.endpoints()
                 if requested in (None, TaskType.ANY) or e.task_type is requested
             ]
             return [self._view(e) for e in sorted(found, key=lambda e: e.inference_id)]
         assert inference_id is not None
-        endpoint = self._get(inference_id)
+        endpoint = self._known(inference_id)
         check_task_type(endpoint, requested)
         return [self._view(endpoint)]
 
@@ -205,8 +242,12 @@ class InferenceCore:
     ) -> DeleteResult:
         requested = parse_task_type(task_type)
         await self._resolve(inference_id)
-        async with self._lock(inference_id):
-            endpoint = self._get(inference_id)
+        return await self._whole(self._delete(inference_id, requested, dry_run))
+
+    async def _delete(self, inference_id: str, requested: TaskType | None, dry_run: bool) -> DeleteResult:
+        async with self._locks.hold(inference_id):
+            pending = self._pending.get(inference_id)
+            endpoint = self._known(inference_id)
             check_task_type(endpoint, requested)
             if inference_id in RESERVED_ENDPOINT_IDS:
                 raise invalid(
@@ -217,6 +258,9 @@ class InferenceCore:
             if dry_run:
                 # Nothing in this service references endpoints (no pipelines or index mappings).
                 return DeleteResult(acknowledged=False, error_message="")
+            if pending is not None:
+                await self._pending.discard(inference_id, "inference endpoint deleted")
+                return DeleteResult(acknowledged=True)
             if self._replica is not None:
                 self._replica.check_writable()
             existed = await asyncio.to_thread(self._store.delete, inference_id)
@@ -245,17 +289,41 @@ class InferenceCore:
         if self._replica is not None:
             self._replica.check_writable()
             await self._replica.refresh(inference_id)  # update what the store holds now, not an older copy
-        async with self._lock(inference_id):
+        return await self._whole(self._update(inference_id, update))
+
+    async def _update(self, inference_id: str, update: UpdateRequest) -> Endpoint:
+        """All or nothing (ES's order: the deployment, then the store): an allocation change of a deployment
+        that is not started is ES's 409 and one that does not fit in memory ES's 429, before anything changes;
+        a store that fails puts the deployment back. With a shared store the endpoint's deployment is every
+        replica's: one still starting here (it just learned of the endpoint) takes the new target as it starts."""
+        async with self._locks.hold(inference_id):
             existing = self._endpoints.get(inference_id)
             if existing is None:
                 raise endpoint_not_found(inference_id)
             updated = apply_update(existing, update)
-            # The store first: a failed write changes nothing, here or on other replicas.
-            await asyncio.to_thread(self._store.replace, updated)
-            self._endpoints[inference_id] = updated
             deployment = self._deployments.get(inference_id)
+            old, new = existing.service_settings, updated.service_settings
+            if (old.num_allocations, old.adaptive_allocations) == (
+                new.num_allocations,
+                new.adaptive_allocations,
+            ):
+                deployment = None  # nothing live changes
+            previous = 0
             if deployment is not None:
-                await deployment.scale_to(initial_allocations(updated), AllocationCause.USER_UPDATE)
+                if self._replica is None or deployment.state is not State.STARTING:
+                    self._deployments.check_updatable(deployment)
+                wanted = initial_allocations(updated)
+                if not self._deployments.memory.grow(deployment, min(wanted, deployment.capacity)):
+                    raise not_enough_memory_to_update()
+                previous = deployment.target_allocations
+                await deployment.scale_to(wanted, AllocationCause.USER_UPDATE)
+            try:
+                await asyncio.to_thread(self._store.replace, updated)
+            except Exception:
+                if deployment is not None:
+                    await deployment.scale_to(previous, AllocationCause.USER_UPDATE)
+                raise
+            self._endpoints[inference_id] = updated
         return updated
 
     async def infer_chunked(
@@ -294,7 +362,7 @@ class InferenceCore:
         deployment = self._deployments.get(inference_id)
         if deployment is not None:
             return self._events.watch(inference_id, deployment.snapshot())
-        endpoint = self._get(inference_id)
+        endpoint = self._known(inference_id)
         idle = DeploymentEvent(
             inference_id,
             endpoint.service_settings.model_id,
@@ -321,7 +389,7 @@ class InferenceCore:
         return self._allocator.scaler(inference_id)
 
     def deployment_stats(self, inference_id: str) -> DeploymentReport:
-        endpoint = self._get(inference_id)
+        endpoint = self._known(inference_id)
         settings = endpoint.service_settings
         deployment = self._deployments.get(inference_id)
         if deployment is None:
@@ -423,7 +491,7 @@ class InferenceCore:
         settings (a new model or thread count redeploys), or stop it once deleted. A no-op when already so."""
         if stored == self._endpoints.get(inference_id):
             return  # the common case (our own change, an unknown id): no lock is created for it
-        async with self._lock(inference_id):
+        async with self._locks.hold(inference_id):
             current = self._endpoints.get(inference_id)
             if stored == current:
                 return
@@ -432,6 +500,9 @@ class InferenceCore:
                 await self._forget(current)
                 return
             self._endpoints[inference_id] = stored
+            self._pending.take(
+                inference_id
+            )  # another replica stored it: our timed-out PUT's deployment serves
             await self._deployments.replace_incompatible(stored)
             deployment = self._deployments.start(stored)
             wanted = initial_allocations(stored)
@@ -458,13 +529,28 @@ class InferenceCore:
                 targets.append((deployment, adaptive))
         return targets
 
-    def _lock(self, inference_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(inference_id, asyncio.Lock())
+    async def _whole(self, change: Coroutine[Any, Any, T]) -> T:
+        """Run an endpoint change to its end even when its caller leaves (a client cancel or disconnect), as ES
+        completes a request whose client went away: a change is never half applied."""
+        task = asyncio.create_task(change)
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+        return await asyncio.shield(task)
+
+    @property
+    def locked_ids(self) -> int:
+        """Inference ids with a change under way (held or awaited per-id locks)."""
+        return len(self._locks)
 
     def _all_endpoints(self) -> list[Endpoint]:
         endpoints = dict(self._endpoints)
         endpoints.setdefault(DEFAULT_ENDPOINT_ID, default_endpoint())
         return list(endpoints.values())
+
+    def _known(self, inference_id: str) -> Endpoint:
+        """A stored endpoint, or the endpoint of a timed-out PUT whose deployment is kept (core/pending.py)."""
+        pending = self._pending.get(inference_id)
+        return pending if pending is not None else self._get(inference_id)
 
     def _get(self, inference_id: str) -> Endpoint:
         endpoint = self._endpoints.get(inference_id)
@@ -475,8 +561,12 @@ class InferenceCore:
         return endpoint
 
     def _view(self, endpoint: Endpoint) -> Endpoint:
-        """ES shows the deployment's current allocation count in place of the configured one."""
+        """ES shows the deployment's current allocation count in place of the configured one; the endpoint of a
+        timed-out PUT shows its deployment's state."""
         deployment = self._deployments.get(endpoint.inference_id)
+        if self._pending.get(endpoint.inference_id) is not None:
+            phase = deployment.phase if deployment is not None else Phase.STOPPED
+            return replace(endpoint, deployment_state=phase)
         if deployment is None or deployment.state is not State.STARTED:
             return endpoint
         settings = replace(endpoint.service_settings, num_allocations=deployment.allocation_count)

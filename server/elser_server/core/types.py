@@ -15,7 +15,7 @@ from elser_server.core.chunking.settings import ChunkingSettings, parse_chunking
 
 if TYPE_CHECKING:
     from elser_server.core.errors import ElserError
-    from elser_server.core.events import DeploymentEvent
+    from elser_server.core.events import DeploymentEvent, Phase
     from elser_server.core.stats import DeploymentStats
 
 
@@ -82,6 +82,8 @@ class Endpoint:
     chunking_settings: ChunkingSettings | None
     service: str = "elasticsearch"
     task_settings: dict[str, Any] = field(default_factory=dict)
+    # Only on the endpoint of a PUT that timed out, never stored: its deployment's state (an extension).
+    deployment_state: Phase | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ES endpoint object, keys in ES's order (task_settings omitted when empty)."""
@@ -95,6 +97,8 @@ class Endpoint:
             out["task_settings"] = dict(self.task_settings)
         if self.chunking_settings is not None:
             out["chunking_settings"] = self.chunking_settings.to_dict()
+        if self.deployment_state is not None:
+            out["deployment_state"] = self.deployment_state.value
         return out
 
     @classmethod

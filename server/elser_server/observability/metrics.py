@@ -7,6 +7,7 @@ from the core's deployment stats at scrape time by a collector, so it costs noth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 
 from aiohttp import web
@@ -142,6 +143,18 @@ class Metrics:
         self.batch_tokens.labels(deployment_id).observe(padded_tokens)
         self.tokens.labels(deployment_id).inc(tokens)
         self.inference_time.labels(deployment_id).observe(inference_s)
+
+    def deployment_stopped(self, deployment_id: str) -> None:
+        # A series per deployment id ever seen would grow without bound under endpoint churn.
+        for metric in (
+            self.queue_wait,
+            self.batch_items,
+            self.batch_tokens,
+            self.tokens,
+            self.inference_time,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(deployment_id)
 
     def download_progress(self, model_id: str, done: int, total: int) -> None:
         # Progress is cumulative per install and restarts at 0 for the next one (or a retried file).

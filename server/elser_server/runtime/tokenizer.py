@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,10 @@ class Tokenizer:
             and isinstance(inner.pre_tokenizer, tokenizers.pre_tokenizers.BertPreTokenizer)
             and not any(t.normalized or t.lstrip or t.rstrip or t.single_word for t in added)
         )
-        self._ends_word = lru_cache(maxsize=4096)(self._probe_ends_word)
+        # Cached on the inner tokenizer, not on a bound method: that would put this object in a reference cycle,
+        # freed only by the cyclic collector, which the tokenizer's native memory (14 MB for BERT's vocabulary) never
+        # prompts, so every model reload kept one more.
+        self._ends_word = lru_cache(maxsize=4096)(partial(_probe_ends_word, inner))
 
     @classmethod
     def from_file(cls, path: str | Path, max_length: int = 512) -> Tokenizer:
@@ -118,19 +121,20 @@ class Tokenizer:
         """Whether `c` always ends a pre-token, whatever follows it (see _probe_ends_word; cached)."""
         return self._ends_word(c)
 
-    def _probe_ends_word(self, c: str) -> bool:
-        """Whether `c` always ends a pre-token, whatever follows it: asked of this tokenizer's own normalizer and
-        pre-tokenizer (Python's isspace and Unicode tables disagree with them: "\\x0b" and "\\x1c" are removed as
-        control characters, not whitespace, and punctuation newer than their tables does not split)."""
-        if unicodedata.combining(c) or unicodedata.decomposition(c)[:1] not in ("", "<"):
-            return False  # NFD could reorder combining marks that follow the cut across it
-        normalizer, pre_tokenizer = self._tok.normalizer, self._tok.pre_tokenizer
-
-        def words(s: str) -> list[str]:
-            return [w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(s))]
-
-        return words(f"x{c}y") == [*words(f"x{c}"), "y"]
-
     def id_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         """Raw vocabulary spellings (e.g. `##ing`), as ES returns them."""
         return list(self._id_to_token_array[np.asarray(ids, dtype=np.int64)])
+
+
+def _probe_ends_word(tok: tokenizers.Tokenizer, c: str) -> bool:
+    """Whether `c` always ends a pre-token, whatever follows it: asked of the tokenizer's own normalizer and
+    pre-tokenizer (Python's isspace and Unicode tables disagree with them: "\\x0b" and "\\x1c" are removed as
+    control characters, not whitespace, and punctuation newer than their tables does not split)."""
+    if unicodedata.combining(c) or unicodedata.decomposition(c)[:1] not in ("", "<"):
+        return False  # NFD could reorder combining marks that follow the cut across it
+    normalizer, pre_tokenizer = tok.normalizer, tok.pre_tokenizer
+
+    def words(s: str) -> list[str]:
+        return [w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(s))]
+
+    return words(f"x{c}y") == [*words(f"x{c}"), "y"]

@@ -170,6 +170,10 @@ def endpoint_proto(endpoint: Endpoint) -> types_pb2.Endpoint:
         msg.chunking_settings.CopyFrom(chunking_proto(endpoint.chunking_settings))
     if endpoint.task_settings:
         msg.task_settings.update(endpoint.task_settings)
+    if endpoint.deployment_state is not None:
+        msg.deployment_state = types_pb2.DeploymentState.Value(
+            "DEPLOYMENT_STATE_" + endpoint.deployment_state.name
+        )
     return msg
 
 
