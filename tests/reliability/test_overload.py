@@ -58,7 +58,8 @@ async def test_a_burst_larger_than_any_stream_or_pending_limit_is_resource_exhau
 ) -> None:
     """With the former default of 100 streams per connection, calls past the 100th got UNAVAILABLE
     (RST_STREAM REFUSED_STREAM); past gRPC's 1,000 pending calls, CANCELLED."""
-    server = start_server(ELSER_QUEUE_CAPACITY="2")
+    # The burst's single short texts are search-sized: both lanes of the queue are tiny.
+    server = start_server(ELSER_QUEUE_CAPACITY="2", ELSER_INTERACTIVE_QUEUE_CAPACITY="2")
     with ElserClient(server.target) as client:
         client.put_endpoint("burst")
     outcomes = await burst(server.target, "burst", 1500)

@@ -105,7 +105,6 @@ class BatchQueue:
         stats: DeploymentStats,
     ) -> None:
         self.capacity = capacity
-        self.interactive_capacity = interactive_capacity
         self.token_budget = token_budget
         self.max_batch_size = max_batch_size
         self._stats = stats
