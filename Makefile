@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 MODEL_REPO := models/repository
 API_BASELINE := api/elser-v1.binpb
 
-.PHONY: install model gen gen-check lint proto-lint proto-baseline test test-fast run bench clean
+.PHONY: install openvino model gen gen-check lint proto-lint proto-baseline test test-fast run bench clean
 
 install: $(VENV)/.installed
+
+openvino: $(VENV)/.openvino
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 # torch (CPU), only for the TorchScript-import tests: `make run` does not need it.
 $(VENV)/.torchscript: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[torchscript]'
+	touch $@
+
+# The OpenVINO backend (optional at run time; its tests need it).
+$(VENV)/.openvino: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[openvino]'
 	touch $@
 
 # The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
@@ -51,7 +58,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server client
 
-test: install $(VENV)/.torchscript model lint proto-lint gen-check
+test: install $(VENV)/.torchscript $(VENV)/.openvino model lint proto-lint gen-check
 	$(BIN)/pytest -q
 
 test-fast: install

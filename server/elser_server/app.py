@@ -35,6 +35,9 @@ def build_core(settings: Settings, observer: CoreObserver | None = None) -> Infe
             settings.model_cache_dir,
             observer,
             convert_quantize=settings.model_convert_quantize,
+            runtime=settings.runtime,
+            precision=settings.precision,
+            processors=settings.effective_processors,
         ),
         limits=Limits(
             max_inputs_per_request=settings.max_inputs_per_request,

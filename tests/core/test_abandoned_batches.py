@@ -19,7 +19,7 @@ from elser_server.core.models import ModelManager
 from elser_server.core.service import BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import InferOptions, Priority
-from elser_server.runtime.session import RunHandle
+from elser_server.runtime.backends import RunHandle
 
 HANG_GUARD_S = 120.0  # only against hangs: nothing here asserts on timing
 ROWS = 128

@@ -10,7 +10,7 @@ from elser_server.core import deployment as deployment_module
 from elser_server.core.deployment import Deployment, RowOptions
 from elser_server.core.types import Priority
 from elser_server.model.package import ModelPackage
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 BACKLOG = 600

@@ -15,7 +15,7 @@ from elser_server.core.models import ModelManager
 from elser_server.core.service import BatchingConfig, ChunkedInputDone, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import InferOptions, Priority
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Tokenizer
 

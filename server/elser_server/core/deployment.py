@@ -1,10 +1,10 @@
-"""A deployment: `num_allocations` onnxruntime sessions of `num_threads` threads fed by one bounded queue.
+"""A deployment: `num_allocations` runtime sessions of `num_threads` threads fed by one bounded queue.
 
 Items (one tokenized text each) wait in two lanes: interactive (search-style requests) ahead of bulk, with
 aging so bulk is never starved. A free allocation takes the oldest live item of the chosen lane plus its
 length-neighbours, up to a padded-token budget, so batches are length-sorted and pad only to their own longest
 input. Items whose caller went away or whose deadline passed are dropped before batching, and a running batch
-whose callers are all gone is aborted (onnxruntime's terminate flag).
+whose callers are all gone is aborted (the backend's abort: onnxruntime's terminate flag, OpenVINO's cancel).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from elser_server.core.errors import ElserError, deadline_exceeded, internal, qu
 from elser_server.core.events import AllocationCause, DeploymentEvent, Phase
 from elser_server.core.observer import CoreObserver
 from elser_server.core.types import Priority
+from elser_server.runtime.backends import RunHandle, Session
 from elser_server.runtime.batching import plan_batches
-from elser_server.runtime.session import RunHandle, SpladeSession
+from elser_server.runtime.layout import Layout
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Encoding
 
@@ -135,7 +136,7 @@ class DeploymentStats:
         return float(np.percentile(np.fromiter(self.recent_item_times_ms, dtype=np.float64), 99))
 
 
-SessionFactory = Callable[[int], SpladeSession]
+SessionFactory = Callable[[int], Session]
 
 
 class Deployment:
@@ -168,6 +169,7 @@ class Deployment:
         self.start_time = time.time()
         self._processors = processors or os.cpu_count() or 1
         self._session_factory: SessionFactory | None = None
+        self.layout: Layout | None = None  # backend and precision, known once a session exists
         self._failure: ElserError | None = None
         self._lanes: dict[Priority, collections.deque[_Item]] = {
             Priority.INTERACTIVE: collections.deque(),
@@ -317,6 +319,7 @@ class Deployment:
         assert self._session_factory is not None, "start() sets the session factory"
         session = self._session_factory(self.num_threads)
         session.warm_up(self.token_budget)
+        self.layout = session.layout
         return _Worker(self, index, session)
 
     async def stop(self, grace_s: float) -> None:
@@ -485,7 +488,7 @@ def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_deadline: float) -> fl
 class _Worker:
     """One allocation: a session and the single thread that runs it."""
 
-    def __init__(self, deployment: Deployment, index: int, session: SpladeSession) -> None:
+    def __init__(self, deployment: Deployment, index: int, session: Session) -> None:
         self.deployment = deployment
         self.index = index
         self.session = session
@@ -554,7 +557,7 @@ class _Worker:
         self.executor.shutdown(wait=True)
 
 
-def _run_batch(session: SpladeSession, batch: list[_Item], control: RunHandle) -> list[SparseRow]:
+def _run_batch(session: Session, batch: list[_Item], control: RunHandle) -> list[SparseRow]:
     dense = session.run([it.ids for it in batch], run_options=control)
     rows = []
     for it, vec in zip(batch, dense, strict=True):

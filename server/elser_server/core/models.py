@@ -5,16 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from elser_server.core.endpoint_config import ELSER_V2_X86_MODEL_ID
 from elser_server.core.errors import Code, ElserError, shutting_down
 from elser_server.core.observer import CoreObserver
 from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
-from elser_server.runtime.session import SharedWeights, SpladeSession
+from elser_server.runtime.backends import (
+    LoadedRuntime,
+    Session,
+    is_quantized,
+    load_runtime,
+    openvino_installed,
+)
+from elser_server.runtime.layout import (
+    CpuFeatures,
+    Layout,
+    LayoutError,
+    PrecisionSetting,
+    RuntimeSetting,
+    resolve,
+)
 from elser_server.runtime.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -27,13 +43,18 @@ class LoadedModel:
     model_id: str
     package: ModelPackage
     tokenizer: Tokenizer
-    # One copy of the weights for every allocation of every deployment of this model; None for small models,
-    # whose sessions keep private pre-packed weights (measured: a single query 1.2 ms instead of 1.9 ms on the
-    # default model; pre-packing needs a private copy, which only matters for large weights).
-    weights: SharedWeights | None
+    # The model under its backend and precision: one copy of the weights for every allocation of every
+    # deployment of this model (onnxruntime: only for large models, whose sessions then skip weight pre-packing;
+    # small ones keep private pre-packed weights, measured: a single query 1.2 ms instead of 1.9 ms on the default
+    # model. OpenVINO: one compiled model per thread count, one infer request per allocation).
+    runtime: LoadedRuntime
 
-    def new_session(self, num_threads: int) -> SpladeSession:
-        return SpladeSession(self.package, num_threads=num_threads, shared=self.weights)
+    @property
+    def layout(self) -> Layout:
+        return self.runtime.layout
+
+    def new_session(self, num_threads: int) -> Session:
+        return self.runtime.new_session(num_threads)
 
 
 def model_not_found(model_id: str) -> ElserError:
@@ -54,12 +75,20 @@ class ModelManager:
         observer: CoreObserver | None = None,
         *,
         convert_quantize: str = "none",
+        runtime: RuntimeSetting = "auto",
+        precision: PrecisionSetting = "auto",
+        processors: int | None = None,
     ) -> None:
         self.repository = repository
         self._observer = observer
         self.cache_dir = cache_dir
         # Applies to repository entries converted on install (Elastic's TorchScript, Hugging Face checkpoints).
         self.convert_quantize = convert_quantize
+        # ELSER_RUNTIME / ELSER_PRECISION: resolved per model at load (`auto` depends on the model id and CPU).
+        self.runtime = runtime
+        self.precision = precision
+        self._processors = processors or os.cpu_count() or 1
+        self._cpu = CpuFeatures.detect()
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
@@ -161,7 +190,35 @@ class ModelManager:
                 "MODEL_INVALID",
             ) from exc
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
-        log.info("model %s loaded from %s", model_id, package_dir)
-        large = package.model_path.stat().st_size >= SHARE_WEIGHTS_MIN_BYTES
-        weights = SharedWeights(package.model_path) if large else None
-        return LoadedModel(model_id, package, tokenizer, weights)
+        try:
+            layout = resolve(
+                runtime=self.runtime,
+                precision=self.precision,
+                optimized=model_id == ELSER_V2_X86_MODEL_ID,
+                quantized_package=is_quantized(package.model_path),
+                cpu=self._cpu,
+                openvino_installed=openvino_installed(),
+            )
+        except LayoutError as exc:
+            raise ElserError(
+                Code.FAILED_PRECONDITION,
+                f"Could not deploy model [{model_id}]: {exc}",
+                "status_exception",
+                400,
+                "RUNTIME_UNAVAILABLE",
+            ) from exc
+        runtime = load_runtime(
+            package.model_path,
+            layout,
+            max_sequence_length=package.max_sequence_length,
+            processors=self._processors,
+            share_weights=package.model_path.stat().st_size >= SHARE_WEIGHTS_MIN_BYTES,
+        )
+        log.info(
+            "model %s loaded from %s: runs on %s (%s)",
+            model_id,
+            package_dir,
+            runtime.layout,
+            runtime.layout.reason,
+        )
+        return LoadedModel(model_id, package, tokenizer, runtime)

@@ -43,6 +43,7 @@ from elser_server.core.models import ModelManager
 from elser_server.core.observer import CoreObserver
 from elser_server.core.store import EndpointStore
 from elser_server.core.types import Endpoint, InferOptions, Priority, SparseEmbedding, TaskType
+from elser_server.runtime.layout import Layout
 from elser_server.runtime.tokenizer import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class DeploymentReport:
     queue_capacity: int
     queued: int = 0
     start_time: float | None = None
+    layout: Layout | None = None  # how the model runs (backend, precision); None until an allocation starts
 
 
 @dataclass(frozen=True)
@@ -432,6 +434,7 @@ class InferenceCore:
             deployment.queue_capacity,
             queued=deployment.queued,
             start_time=deployment.start_time,
+            layout=deployment.layout,
         )
 
     # --- inference -------------------------------------------------------------------------------------------

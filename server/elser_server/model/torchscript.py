@@ -227,7 +227,7 @@ def es_inputs(ids: list[list[int]]) -> tuple[np.ndarray, ...]:
 
 def check_against_torchscript(module: Any, package: ModelPackage) -> float:
     """Max |Δw| between the TorchScript model and the package on sample texts (raises above CHECK_TOLERANCE)."""
-    from elser_server.runtime.session import SpladeSession
+    from elser_server.runtime.backends.onnxruntime import SpladeSession
     from elser_server.runtime.tokenizer import Tokenizer as RuntimeTokenizer
 
     torch = _import_torch()

@@ -1,0 +1,160 @@
+"""The OpenVINO backend (optional extra `openvino`): the package's ONNX file compiled once per thread count, with
+one stream per concurrent session and one infer request per session, so every allocation shares the compiled
+weights. Precision is OpenVINO's inference precision (fp32, bf16) or, for int8, int8 weights of the vocabulary
+projection made at load time (the rest in bf16 where the CPU has it natively, else fp32)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino import opset13
+
+from elser_server.runtime.backends import (
+    VOCAB_WEIGHT_PREFIX,
+    LoadedRuntime,
+    RunCancelled,
+    RunHandle,
+    Session,
+    is_quantized,
+)
+from elser_server.runtime.layout import CpuFeatures, Layout
+
+_DEVICE = "CPU"
+_INT8_MAX = 127.0
+
+
+class OpenVinoSession(Session):
+    """One infer request of a compiled model (one allocation)."""
+
+    def __init__(
+        self, compiled: ov.CompiledModel, layout: Layout, num_threads: int, max_sequence_length: int
+    ) -> None:
+        self._request = compiled.create_infer_request()
+        self.layout = layout
+        self.num_threads = num_threads
+        self.max_sequence_length = max_sequence_length
+        self.vocab_size = int(compiled.output(0).get_partial_shape()[1].get_length())
+
+    def _infer(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, handle: RunHandle | None
+    ) -> np.ndarray:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if handle is None:
+            self._request.infer(feeds)
+        else:
+            with handle.attach(self._request.cancel):
+                self._request.start_async(feeds)
+                if handle.cancelled:  # cancelled between attach and start: the cancel found nothing running
+                    self._request.cancel()
+                try:
+                    self._request.wait()
+                except RuntimeError as exc:
+                    if handle.cancelled:
+                        raise RunCancelled("run cancelled") from exc
+                    raise
+        # The output tensor is the request's own buffer, overwritten by its next run.
+        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+class OpenVinoRuntime(LoadedRuntime):
+    """A model under OpenVINO. Compiled models are made per thread count (the first session of that count) with
+    `processors // num_threads` streams: that many sessions run at once on one copy of the weights."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        layout: Layout,
+        *,
+        max_sequence_length: int,
+        processors: int,
+        cpu: CpuFeatures | None = None,
+    ) -> None:
+        self._core = ov.Core()
+        self._path = Path(model_path)
+        self._processors = max(1, processors)
+        self.max_sequence_length = max_sequence_length
+        cpu = cpu if cpu is not None else CpuFeatures.detect()
+        self._compress = layout.precision == "int8" and not is_quantized(self._path)
+        capabilities = self._core.get_property(_DEVICE, "OPTIMIZATION_CAPABILITIES")
+        if layout.precision == "bf16" and "BF16" not in capabilities:
+            layout = dataclasses.replace(
+                layout, precision="fp32", reason=f"{layout.reason}; this CPU cannot run bf16, so fp32"
+            )
+        self._hint = "bf16" if layout.precision == "bf16" else "f32"
+        if self._compress:
+            # The encoder stays in bf16 only where that is native: emulated bf16 is slower than fp32.
+            rest = "bf16" if cpu.bf16_native and "BF16" in capabilities else "f32"
+            self._hint = rest
+            what = "int8 vocabulary-projection weights, the rest in " + ("bf16" if rest == "bf16" else "fp32")
+            layout = dataclasses.replace(layout, reason=f"{layout.reason} ({what})")
+        self.layout = layout
+        self._compiled: dict[int, ov.CompiledModel] = {}
+        self._lock = threading.Lock()
+
+    def _read(self) -> ov.Model:
+        model = self._core.read_model(str(self._path))
+        if self._compress:
+            compress_vocab_weights(model)
+        return model
+
+    def _compiled_for(self, num_threads: int) -> ov.CompiledModel:
+        with self._lock:
+            compiled = self._compiled.get(num_threads)
+            if compiled is None:
+                streams = max(1, self._processors // num_threads)
+                config: dict[str, Any] = {
+                    "INFERENCE_PRECISION_HINT": self._hint,
+                    "NUM_STREAMS": streams,
+                    "INFERENCE_NUM_THREADS": streams * num_threads,
+                    # Deployments share the cores with each other and the event loop: no pinning.
+                    "ENABLE_CPU_PINNING": False,
+                }
+                compiled = self._core.compile_model(self._read(), _DEVICE, config)
+                self._compiled[num_threads] = compiled
+            return compiled
+
+    def compiled_precision(self, num_threads: int) -> str:
+        """The inference precision OpenVINO compiled for (`f32`, `bf16`): what really runs."""
+        return str(self._compiled_for(num_threads).get_property("INFERENCE_PRECISION_HINT"))
+
+    def new_session(self, num_threads: int) -> OpenVinoSession:
+        if num_threads < 1:
+            raise ValueError("num_threads must be ≥ 1")
+        return OpenVinoSession(
+            self._compiled_for(num_threads), self.layout, num_threads, self.max_sequence_length
+        )
+
+
+def compress_vocab_weights(model: ov.Model) -> int:
+    """Replace the vocabulary projection's fp32 weights by symmetric per-output-channel int8 weights and a scale
+    (Constant i8 → Convert → Multiply), the pattern OpenVINO's CPU plugin runs as an int8-weight FullyConnected.
+    Returns how many MatMuls were compressed; raises ValueError if the model has no vocabulary projection."""
+    done = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "MatMul":
+            continue
+        weight = op.input(1).get_source_output().get_node()
+        if weight.get_type_name() != "Constant" or not weight.get_friendly_name().startswith(
+            VOCAB_WEIGHT_PREFIX
+        ):
+            continue
+        if op.get_transpose_b():
+            raise ValueError("int8: a transposed vocabulary projection is not supported")
+        w = np.asarray(weight.get_data(), dtype=np.float32)
+        scale = np.abs(w).max(axis=0, keepdims=True) / _INT8_MAX
+        scale[scale == 0] = 1.0
+        q = np.clip(np.rint(w / scale), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+        dequantized = opset13.multiply(
+            opset13.convert(opset13.constant(q), ov.Type.f32), opset13.constant(scale)
+        )
+        op.input(1).replace_source_output(dequantized.output(0))
+        done += 1
+    if not done:
+        raise ValueError(f"int8: the model has no vocabulary projection (MatMul on {VOCAB_WEIGHT_PREFIX}*)")
+    model.validate_nodes_and_infer_types()
+    return done
