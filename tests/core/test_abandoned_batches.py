@@ -1,7 +1,7 @@
-"""Work whose callers left is not computed: on a real InferenceCore (tiny model, real onnxruntime), a running
-batch whose callers all went away is aborted through onnxruntime's terminate flag (deployment.py's
-`abort_if_abandoned` → `RunHandle.cancel`), a batch with one caller left still finishes, and a request cancelled
-while queued never runs.
+"""Work whose callers left is not computed: on a real InferenceCore (tiny model, on each backend: onnxruntime and
+OpenVINO), a running batch whose callers all went away is aborted through the backend's abort (deployment.py's
+`abort_if_abandoned` → `RunHandle.cancel` → onnxruntime's terminate flag or OpenVINO's request cancel), a batch with
+one caller left still finishes, and a request cancelled while queued never runs.
 
 A "slow" batch is 128 texts of 512 tokens in one request with a token budget that takes them all at once
 (seconds on the tiny model, against milliseconds to notice a cancel). Whether a batch ran to the end is read
@@ -20,6 +20,7 @@ from elser_server.core.service import BatchingConfig, InferenceCore, Limits
 from elser_server.core.store import SqliteEndpointStore
 from elser_server.core.types import InferOptions, Priority
 from elser_server.runtime.backends import RunHandle
+from elser_server.runtime.layout import BACKENDS
 
 HANG_GUARD_S = 120.0  # only against hangs: nothing here asserts on timing
 ROWS = 128
@@ -31,11 +32,13 @@ BODY = {
 BULK = InferOptions(priority=Priority.BULK)
 
 
-@pytest.fixture
-async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=BACKENDS)
+async def core(request: pytest.FixtureRequest, tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "openvino":
+        pytest.importorskip("openvino")
     c = InferenceCore(
         SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
-        ModelManager(str(tiny_repository), tmp_path / "models"),
+        ModelManager(str(tiny_repository), tmp_path / "models", runtime=request.param),
         limits=Limits(max_inputs_per_request=ROWS, max_input_bytes=200_000, default_timeout_s=600.0),
         # One allocation; a budget so large that a whole request of ROWS texts is one batch, even at the
         # quarter budget bulk gets right after an interactive request (the PUT's validation inference).
@@ -43,13 +46,15 @@ async def core(tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untype
     )
     await c.start()
     await c.put_endpoint("e", "sparse_embedding", BODY)
+    layout = c.deployment_stats("e").layout
+    assert layout is not None and layout.backend == request.param
     yield c
     await c.close()
 
 
 @pytest.fixture
 def aborts(monkeypatch: pytest.MonkeyPatch) -> list[RunHandle]:
-    """Every RunHandle.cancel call (the real cancel still runs: onnxruntime's terminate flag is set). One abort
+    """Every RunHandle.cancel call (the real cancel still runs: the backend aborts the run). One abort
     may cancel its handle several times (once per abandoned row's callback): count distinct handles."""
     calls: list[RunHandle] = []
     cancel = RunHandle.cancel
@@ -110,7 +115,7 @@ async def test_a_running_batch_whose_only_caller_left_is_aborted(
     slow = await start_running(core, LONG_TEXTS)
     await cancelled(slow)
     await until(lambda: len(set(aborts)) == 1, "the abandoned batch was not aborted")
-    assert aborts[0].cancelled  # onnxruntime's terminate flag is set on the running call
+    assert aborts[0].cancelled  # the backend was told to abort the running call
 
     # The allocation is free again: a small request is served next.
     async with asyncio.timeout(HANG_GUARD_S):

@@ -195,7 +195,7 @@ class ModelManager:
                 runtime=self.runtime,
                 precision=self.precision,
                 optimized=model_id == ELSER_V2_X86_MODEL_ID,
-                quantized_package=is_quantized(package.model_path),
+                quantized_package=is_quantized(package),
                 cpu=self._cpu,
                 openvino_installed=openvino_installed(),
             )
@@ -213,6 +213,7 @@ class ModelManager:
             max_sequence_length=package.max_sequence_length,
             processors=self._processors,
             share_weights=package.model_path.stat().st_size >= SHARE_WEIGHTS_MIN_BYTES,
+            quantized=is_quantized(package),
         )
         log.info(
             "model %s loaded from %s: runs on %s (%s)",

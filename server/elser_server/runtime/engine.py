@@ -50,13 +50,14 @@ class Engine:
         self.token_budget = token_budget
         self.max_batch_size = max_batch_size
         if layout is None:
-            layout = Layout("onnxruntime", "int8" if is_quantized(self.package.model_path) else "fp32")
+            layout = Layout("onnxruntime", "int8" if is_quantized(self.package) else "fp32")
         self.runtime = load_runtime(
             self.package.model_path,
             layout,
             max_sequence_length=self.package.max_sequence_length,
             processors=num_allocations * num_threads,
             share_weights=share_weights and num_allocations > 1,
+            quantized=is_quantized(self.package),
         )
         self.sessions = [self.runtime.new_session(num_threads) for _ in range(num_allocations)]
         if warm_up:

@@ -14,16 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import onnx
 
+from elser_server.model.package import ModelPackage
 from elser_server.runtime.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_TOKEN_BUDGET, plan_batches
 from elser_server.runtime.layout import Layout
 
 # The packages' vocabulary projection (MLM decoder) weights: MatMul initializers the converter names so; int8
 # precision quantizes these.
 VOCAB_WEIGHT_PREFIX = "vocab_projection.weight"
-# ONNX ops of an already-quantized graph (onnxruntime's dynamic or static int8).
-_QUANTIZED_OPS = frozenset({"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "QuantizeLinear"})
 
 
 def openvino_installed() -> bool:
@@ -31,10 +29,10 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def is_quantized(model_path: str | Path) -> bool:
-    """Whether the ONNX model is int8 already (its quantization is part of the file)."""
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return any(n.op_type in _QUANTIZED_OPS for n in graph.node)
+def is_quantized(package: ModelPackage) -> bool:
+    """Whether the package's ONNX file is int8 already (the converter records it in the metadata), so its
+    quantization is part of the file and cannot be undone."""
+    return str(package.metadata.get("quantization", "none")) != "none"
 
 
 class RunCancelled(Exception):
@@ -60,6 +58,11 @@ class RunHandle:
     @property
     def cancelled(self) -> bool:
         return self._cancelled
+
+    @property
+    def running(self) -> bool:
+        """A run is in progress with this handle attached (a cancel now aborts it)."""
+        return self._abort is not None
 
     @contextmanager
     def attach(self, abort: Callable[[], None]) -> Iterator[None]:
@@ -141,18 +144,28 @@ def load_runtime(
     max_sequence_length: int,
     processors: int,
     share_weights: bool,
+    quantized: bool = False,
 ) -> LoadedRuntime:
-    """Load the ONNX model at `model_path` for `layout`. `processors` bounds how many sessions run at once (the
-    OpenVINO streams of one compiled model); `share_weights` makes onnxruntime sessions share one copy of the
-    weights (worth it for large models only: it turns off weight pre-packing)."""
+    """Load the ONNX model at `model_path` for `layout` (`quantized`: the file is int8 already). `processors`
+    bounds how many sessions run at once (the OpenVINO streams of one compiled model); `share_weights` makes
+    onnxruntime sessions share one copy of the weights (worth it for large models only: it turns off weight
+    pre-packing)."""
     if layout.backend == "openvino":
         from elser_server.runtime.backends.openvino import OpenVinoRuntime
 
         return OpenVinoRuntime(
-            model_path, layout, max_sequence_length=max_sequence_length, processors=processors
+            model_path,
+            layout,
+            max_sequence_length=max_sequence_length,
+            processors=processors,
+            quantized=quantized,
         )
     from elser_server.runtime.backends.onnxruntime import OnnxRuntime
 
     return OnnxRuntime(
-        model_path, layout, max_sequence_length=max_sequence_length, share_weights=share_weights
+        model_path,
+        layout,
+        max_sequence_length=max_sequence_length,
+        share_weights=share_weights,
+        quantized=quantized,
     )

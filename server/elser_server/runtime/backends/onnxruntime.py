@@ -19,7 +19,6 @@ from elser_server.runtime.backends import (
     RunCancelled,
     RunHandle,
     Session,
-    is_quantized,
 )
 from elser_server.runtime.layout import Layout
 
@@ -164,7 +163,13 @@ class OnnxRuntime(LoadedRuntime):
     it is); with `share_weights`, every session borrows one copy of the large weights."""
 
     def __init__(
-        self, model_path: str | Path, layout: Layout, *, max_sequence_length: int, share_weights: bool
+        self,
+        model_path: str | Path,
+        layout: Layout,
+        *,
+        max_sequence_length: int,
+        share_weights: bool,
+        quantized: bool = False,
     ) -> None:
         if layout.precision == "bf16":
             raise ValueError("onnxruntime has no bf16 CPU kernels")
@@ -172,11 +177,11 @@ class OnnxRuntime(LoadedRuntime):
         self.max_sequence_length = max_sequence_length
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         path = Path(model_path)
-        if layout.precision == "int8" and not is_quantized(path):
+        if layout.precision == "int8" and not quantized:
             self._dir = tempfile.TemporaryDirectory(prefix="elser-int8-")
-            quantized = Path(self._dir.name) / "model.onnx"
-            quantize_vocab_int8(path, quantized)
-            path = quantized
+            int8 = Path(self._dir.name) / "model.onnx"
+            quantize_vocab_int8(path, int8)
+            path = int8
         self.model_path = path
         self.weights = SharedWeights(path) if share_weights else None
 

@@ -6,6 +6,7 @@ projection made at load time (the rest in bf16 where the CPU has it natively, el
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from elser_server.runtime.backends import (
     RunCancelled,
     RunHandle,
     Session,
-    is_quantized,
 )
 from elser_server.runtime.layout import CpuFeatures, Layout
 
@@ -63,7 +63,11 @@ class OpenVinoSession(Session):
 
 class OpenVinoRuntime(LoadedRuntime):
     """A model under OpenVINO. Compiled models are made per thread count (the first session of that count) with
-    `processors // num_threads` streams: that many sessions run at once on one copy of the weights."""
+    `processors // num_threads` streams: that many sessions run at once on one copy of the weights.
+
+    The ONNX file is converted once into OpenVINO's own format in a temp directory and compiled from there:
+    OpenVINO maps that file, so weights it uses as they are stay file-backed pages instead of a private copy
+    (measured on BERT-base fp32: 339 MB of anonymous memory after compiling instead of 845 MB)."""
 
     def __init__(
         self,
@@ -72,35 +76,35 @@ class OpenVinoRuntime(LoadedRuntime):
         *,
         max_sequence_length: int,
         processors: int,
+        quantized: bool = False,
         cpu: CpuFeatures | None = None,
     ) -> None:
         self._core = ov.Core()
-        self._path = Path(model_path)
         self._processors = max(1, processors)
         self.max_sequence_length = max_sequence_length
         cpu = cpu if cpu is not None else CpuFeatures.detect()
-        self._compress = layout.precision == "int8" and not is_quantized(self._path)
+        compress = layout.precision == "int8" and not quantized
         capabilities = self._core.get_property(_DEVICE, "OPTIMIZATION_CAPABILITIES")
         if layout.precision == "bf16" and "BF16" not in capabilities:
             layout = dataclasses.replace(
                 layout, precision="fp32", reason=f"{layout.reason}; this CPU cannot run bf16, so fp32"
             )
         self._hint = "bf16" if layout.precision == "bf16" else "f32"
-        if self._compress:
+        if compress:
             # The encoder stays in bf16 only where that is native: emulated bf16 is slower than fp32.
             rest = "bf16" if cpu.bf16_native and "BF16" in capabilities else "f32"
             self._hint = rest
             what = "int8 vocabulary-projection weights, the rest in " + ("bf16" if rest == "bf16" else "fp32")
             layout = dataclasses.replace(layout, reason=f"{layout.reason} ({what})")
         self.layout = layout
+        self._dir = tempfile.TemporaryDirectory(prefix="elser-openvino-")
+        self._ir = Path(self._dir.name) / "model.xml"
+        model = self._core.read_model(str(model_path))
+        if compress:
+            compress_vocab_weights(model)
+        ov.save_model(model, self._ir, compress_to_fp16=False)
         self._compiled: dict[int, ov.CompiledModel] = {}
         self._lock = threading.Lock()
-
-    def _read(self) -> ov.Model:
-        model = self._core.read_model(str(self._path))
-        if self._compress:
-            compress_vocab_weights(model)
-        return model
 
     def _compiled_for(self, num_threads: int) -> ov.CompiledModel:
         with self._lock:
@@ -114,13 +118,19 @@ class OpenVinoRuntime(LoadedRuntime):
                     # Deployments share the cores with each other and the event loop: no pinning.
                     "ENABLE_CPU_PINNING": False,
                 }
-                compiled = self._core.compile_model(self._read(), _DEVICE, config)
+                compiled = self._core.compile_model(self._ir, _DEVICE, config)
                 self._compiled[num_threads] = compiled
             return compiled
 
+    @property
+    def compiled_thread_counts(self) -> tuple[int, ...]:
+        """The thread counts compiled so far: one compiled model (one copy of the weights) each."""
+        with self._lock:
+            return tuple(sorted(self._compiled))
+
     def compiled_precision(self, num_threads: int) -> str:
         """The inference precision OpenVINO compiled for (`f32`, `bf16`): what really runs."""
-        return str(self._compiled_for(num_threads).get_property("INFERENCE_PRECISION_HINT"))
+        return str(self._compiled_for(num_threads).get_property("INFERENCE_PRECISION_HINT").get_type_name())
 
     def new_session(self, num_threads: int) -> OpenVinoSession:
         if num_threads < 1:
