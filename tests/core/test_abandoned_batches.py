@@ -35,7 +35,7 @@ BULK = InferOptions(priority=Priority.BULK)
 @pytest.fixture(params=BACKENDS)
 async def core(request: pytest.FixtureRequest, tiny_repository: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "openvino":
-        pytest.importorskip("openvino")
+        pytest.importorskip("elser_server.runtime.backends.openvino")
     c = InferenceCore(
         SqliteEndpointStore(tmp_path / "endpoints.sqlite3"),
         ModelManager(str(tiny_repository), tmp_path / "models", runtime=request.param),

@@ -16,7 +16,7 @@ from elser_server.runtime.engine import Engine
 from elser_server.runtime.layout import CpuFeatures, Layout, resolve
 
 pytestmark = pytest.mark.model
-pytest.importorskip("openvino")
+pytest.importorskip("elser_server.runtime.backends.openvino")
 
 RECALL_BAR = 0.99
 COSINE_BAR = 0.999

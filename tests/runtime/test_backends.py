@@ -3,6 +3,9 @@ same batching, cancellation before and during a run, one set of weights for all 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,8 @@ from elser_server.runtime.backends.onnxruntime import SpladeSession, quantize_vo
 from elser_server.runtime.layout import BACKENDS, CpuFeatures, Layout
 from elser_server.runtime.tokenizer import Tokenizer
 
-ov = pytest.importorskip("openvino")
+# Through the backend module, which keeps OpenVINO's telemetry from loading (see the no-fork test below).
+ov = pytest.importorskip("elser_server.runtime.backends.openvino").ov
 
 TEXTS = [f"the dog {'and the cat ' * (i % 7)} water {i}" for i in range(24)]
 HANG_GUARD_S = 60.0  # only against hangs: nothing here asserts on timing
@@ -168,3 +172,25 @@ def test_openvino_int8_keeps_the_rest_in_bf16_only_where_it_is_native(tiny_packa
         )
         assert loaded.compiled_precision(1) == (rest if can_bf16 else "f32")
         assert f"the rest in {'bf16' if rest == 'bf16' and can_bf16 else 'fp32'}" in loaded.layout.reason
+
+
+def test_openvino_neither_forks_nor_loads_its_telemetry(tiny_package: ModelPackage) -> None:
+    """`import openvino` would send a usage event from a forked process; the server process must not fork."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        forks = []
+        os.register_at_fork(before=lambda: forks.append(1))
+        import numpy as np
+        from elser_server.runtime.backends import load_runtime
+        from elser_server.runtime.layout import Layout
+        loaded = load_runtime({str(tiny_package.model_path)!r}, Layout("openvino", "fp32"), max_sequence_length=512,
+                              processors=1, share_weights=False)
+        loaded.new_session(1).run([np.array([2, 40, 3])])
+        print(len(forks), sys.modules["openvino_telemetry"])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["0", "None"], out.stdout + out.stderr

@@ -6,14 +6,13 @@ projection made at load time (the rest in bf16 where the CPU has it natively, el
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
-from openvino import opset13
 
 from elser_server.runtime.backends import (
     VOCAB_WEIGHT_PREFIX,
@@ -23,6 +22,13 @@ from elser_server.runtime.backends import (
     Session,
 )
 from elser_server.runtime.layout import CpuFeatures, Layout
+
+# `import openvino` sends a usage event to Google Analytics, from a forked process, unless the user opted out
+# (package openvino_telemetry). A server must neither fork (gRPC's threads are running) nor call out: with that
+# package unimportable, OpenVINO uses its own no-op telemetry stub.
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+import openvino as ov  # noqa: E402
+from openvino import opset13  # noqa: E402
 
 _DEVICE = "CPU"
 _INT8_MAX = 127.0
