@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     )
     runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
         "auto",
-        description="Inference backend. auto: OpenVINO where the `openvino` extra is installed (bf16/int8 need it), "
+        description="Inference backend. auto: OpenVINO where the `openvino` extra is installed (bf16 needs it), "
         "else onnxruntime (docs/operating.md, 'Choosing backend and precision').",
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
