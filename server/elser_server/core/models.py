@@ -89,6 +89,14 @@ class ModelManager:
         self.precision = precision
         self._processors = processors or os.cpu_count() or 1
         self._cpu = CpuFeatures.detect()
+        log.info(
+            "inference runtime %s, precision %s (CPU native bf16: %s; openvino installed: %s); each model logs its "
+            "layout when it loads",
+            runtime,
+            precision,
+            "yes" if self._cpu.bf16_native else "no",
+            "yes" if openvino_installed() else "no",
+        )
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
