@@ -373,7 +373,8 @@ def print_summary(rows: list[Row]) -> None:
                 f"({today.layout}, {today.tokens_per_s:,.0f})"
             )
         for r in sorted((r for r in group if r.layout == "1×2"), key=lambda r: r.p50_ms):
-            print(f"  single 10-word query, 1×2, {r.backend} {r.precision}: p50 {r.p50_ms:.2f} ms")
+            what = f"{r.backend} {r.precision}{'*' if r.package_int8 else ''}"
+            print(f"  single 10-word query, 1×2, {what}: p50 {r.p50_ms:.2f} ms (p99 {r.p99_ms:.2f})")
 
 
 def _st_checkpoint(args: argparse.Namespace, tmp: Path) -> Path | None:
