@@ -67,6 +67,10 @@ def test_fp32_batches_match_one_by_one_onnxruntime(
     np.testing.assert_allclose(
         session.run_batched(ids, token_budget=64, max_batch_size=4), reference, atol=1e-5
     )
+    # Shapes growing and shrinking from call to call, with and without a handle (the server always passes one).
+    for i in sorted(range(len(ids)), key=lambda i: (i % 3, len(ids[i]) * (-1) ** i)):
+        handle = RunHandle() if i % 2 else None
+        np.testing.assert_allclose(session.run([ids[i]], run_options=handle)[0], reference[i], atol=1e-5)
     assert session.run([]).shape == (0, tiny_package.vocab_size)
 
 

@@ -50,11 +50,13 @@ class OpenVinoSession(Session):
         self, input_ids: np.ndarray, attention_mask: np.ndarray, handle: RunHandle | None
     ) -> np.ndarray:
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        # Shared: the request reads the arrays in place (they live until this returns) and `infer` returns no
+        # copy of the outputs, which are read below (measured: 0.07 ms of a 1 ms single query).
         if handle is None:
-            self._request.infer(feeds)
+            self._request.infer(feeds, share_inputs=True, share_outputs=True)
         else:
             with handle.attach(self._request.cancel):
-                self._request.start_async(feeds)
+                self._request.start_async(feeds, share_inputs=True)
                 if handle.cancelled:  # cancelled between attach and start: the cancel found nothing running
                     self._request.cancel()
                 try:
