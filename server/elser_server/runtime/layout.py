@@ -73,7 +73,7 @@ def resolve(
     if runtime == "openvino" and not openvino_installed:
         raise LayoutError(f"ELSER_RUNTIME=openvino needs the openvino extra ({INSTALL_OPENVINO})")
     if quantized_package:
-        # OpenVINO runs onnxruntime's dynamic-quantization ops (MatMulInteger) about 2.5× slower than onnxruntime.
+        # OpenVINO runs onnxruntime's dynamic-quantization ops (MatMulInteger) about 3× slower than onnxruntime.
         backend: Backend = "openvino" if runtime == "openvino" else "onnxruntime"
         ignored = f"; ELSER_PRECISION={precision} does not apply" if precision in ("fp32", "bf16") else ""
         return Layout(backend, "int8", f"the package is int8-quantized{ignored}")
