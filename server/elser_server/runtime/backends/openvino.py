@@ -31,6 +31,7 @@ import openvino as ov  # noqa: E402
 from openvino import opset13  # noqa: E402
 
 _DEVICE = "CPU"
+RUNTIME_CACHE_CAPACITY = 100
 _INT8_MAX = 127.0
 
 
@@ -125,6 +126,10 @@ class OpenVinoRuntime(LoadedRuntime):
                     "INFERENCE_NUM_THREADS": streams * num_threads,
                     # Deployments share the cores with each other and the event loop: no pinning.
                     "ENABLE_CPU_PINNING": False,
+                    # Kernels are cached per input shape, and batches come in many shapes: OpenVINO's default of 5,000
+                    # entries grew the default model to 1.6 GB over 1,500 random batch shapes; 100 kept it at 0.5 GB
+                    # at the same speed (0 doubled a single query's latency).
+                    "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_CAPACITY,
                 }
                 compiled = self._core.compile_model(self._ir, _DEVICE, config)
                 self._compiled[num_threads] = compiled
