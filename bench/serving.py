@@ -40,10 +40,12 @@ import grpc
 from elser.v1 import types_pb2
 from elser_client import AsyncElserClient
 from elser_client.client import endpoint_config
+from elser_server.core.model_manager import ModelManager
 from elser_server.model.package import ModelPackage
 from elser_server.model.repository import install
 from elser_server.runtime.tokenizer import Tokenizer
-from engine import bench_engine, make_corpus, make_queries  # bench/engine.py, this script's directory
+from elser_server.settings import Settings
+from engine import Config, bench_engine, make_corpus, make_queries  # bench/engine.py, this script's directory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -300,19 +302,18 @@ def main() -> None:
             f"token budget {args.token_budget}, max batch {args.max_batch_size}",
             file=sys.stderr,
         )
+        # The engine rows run in the layout the server picks from the same ELSER_* environment.
+        settings = Settings()
+        layout = ModelManager(
+            str(args.repo), Path(tmp), runtime=settings.runtime, precision=settings.precision
+        ).layout_for(package.model_id, package)
+        print(f"model {package.model_id} runs on {layout} ({layout.reason})", file=sys.stderr)
         results = []
         with server(args.repo, args.token_budget, args.max_batch_size) as (target, base_url):
             for allocations, threads in layouts:
                 # The engine runs while the server is idle (no endpoint deployed): same machine, same moment.
                 engine = bench_engine(
-                    package,
-                    allocations,
-                    threads,
-                    docs,
-                    queries[:5],
-                    n_tokens,
-                    args.token_budget,
-                    args.max_batch_size,
+                    Config(package, layout, allocations, threads), docs, queries[:5], n_tokens, args
                 )
                 rates, latency, under_queries = asyncio.run(
                     measure_layout(

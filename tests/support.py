@@ -16,9 +16,12 @@ from typing import Any, TypeVar, cast
 
 from elser_cluster import PostgresServer
 from elser_server.app import Service, build_core
+from elser_server.core.memory import Footprint, estimate_footprint
+from elser_server.core.model_manager import ModelManager
 from elser_server.core.service import InferenceCore
 from elser_server.model.checkpoint import BertConfig, tiny_vocab, wordpiece_tokenizer, write_random_checkpoint
 from elser_server.model.convert import convert
+from elser_server.model.package import ModelPackage
 from elser_server.model.repository import publish
 from elser_server.settings import Settings
 
@@ -101,6 +104,21 @@ def server_settings(
         **overrides,
     }
     return Settings(**values)
+
+
+def footprint_as_served(
+    package: ModelPackage, model_id: str = ".elser_model_2", **overrides: Any
+) -> Footprint:
+    """The memory admission estimate of `model_id` (on `package`) in a service with default settings but
+    `overrides` (Settings fields): for the backend and precision such a service would run it in."""
+    settings = Settings(**overrides)
+    models = ModelManager(
+        settings.model_repository,
+        settings.model_cache_dir,
+        runtime=settings.runtime,
+        precision=settings.precision,
+    )
+    return estimate_footprint(package, settings.token_budget, models.layout_for(model_id, package))
 
 
 def make_core(repository: str | Path, data_dir: Path, **overrides: Any) -> InferenceCore:

@@ -34,7 +34,7 @@ def test_restart_brings_endpoints_back(start_server: ServerFactory) -> None:
 
 def test_sigterm_drains_in_flight_work(start_server: ServerFactory) -> None:
     server = start_server(
-        ELSER_DRAIN_S="2", ELSER_SHUTDOWN_GRACE_S="300", ELSER_MAX_INPUTS_PER_REQUEST="1024"
+        ELSER_DRAIN_S="0.2", ELSER_SHUTDOWN_GRACE_S="300", ELSER_MAX_INPUTS_PER_REQUEST="1024"
     )
     with ElserClient(server.target, timeout_s=300) as client:
         client.put_endpoint("drain")
@@ -42,8 +42,9 @@ def test_sigterm_drains_in_flight_work(start_server: ServerFactory) -> None:
         outcome: dict[str, object] = {}
 
         def long_call() -> None:
-            # Seconds of work, outlasting the drain period; top_k keeps the answer small (see the
-            # closing-connection caveat in docs/operating.md).
+            # About a second of work or more (backend-dependent), outlasting the short drain period, so the
+            # shutdown waits for it; top_k keeps the answer small (see the closing-connection caveat in
+            # docs/operating.md).
             try:
                 outcome["result"] = client.infer("drain", [LONG_TEXT] * 1024, top_k=1)
             except Exception as exc:  # reported below
@@ -58,8 +59,15 @@ def test_sigterm_drains_in_flight_work(start_server: ServerFactory) -> None:
         worker.join(300)
         assert "error" not in outcome, f"{outcome.get('error')}\nserver log:\n{server.output()}"
         assert len(outcome["result"]) == 1024  # type: ignore[arg-type]
-        with pytest.raises(Unavailable):
-            client.infer("drain", ["after shutdown"], timeout_s=5)
+
+        def refused() -> bool:
+            try:
+                client.infer("drain", ["after shutdown"], timeout_s=5)
+            except Unavailable:
+                return True
+            return False  # still within the drain period: served, as it should be
+
+        eventually(refused, 30, "new calls to be refused once the drain period is over")
     assert server.proc.wait(timeout=60) == 0
 
 

@@ -71,5 +71,7 @@ def test_the_rule_catches_forbidden_imports(tmp_path: Path) -> None:
         "import grpc\nfrom elser.v1 import types_pb2\nfrom elser_server.core.types import Endpoint\n"
     )
     assert violations(tmp_path, FORBIDDEN["core"]) == ["bad.py imports elser.v1", "bad.py imports grpc"]
-    (tmp_path / "bad.py").write_text("from elser_server.runtime.session import SpladeSession\n")
-    assert violations(tmp_path, FORBIDDEN["transport"]) == ["bad.py imports elser_server.runtime.session"]
+    (tmp_path / "bad.py").write_text("from elser_server.runtime.backends.onnxruntime import SpladeSession\n")
+    assert violations(tmp_path, FORBIDDEN["transport"]) == [
+        "bad.py imports elser_server.runtime.backends.onnxruntime"
+    ]

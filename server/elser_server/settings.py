@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ByteSize, Field, field_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -189,6 +189,16 @@ class Settings(BaseSettings):
         description="Quantization of repository models converted on install (Elastic's TorchScript ELSER, Hugging "
         "Face checkpoints): int8 is faster, slightly less accurate (docs/model-package.md).",
     )
+    runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description="Inference backend. auto: OpenVINO where the `openvino` extra is installed (bf16 needs it), "
+        "else onnxruntime (docs/operating.md, 'Choosing backend and precision').",
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="Numeric precision of every model. auto: .elser_model_2 exact fp32; .elser_model_2_linux-x86_64 "
+        "the fastest layout meeting the accuracy bars on this CPU (bf16 where the CPU has it natively, else int8).",
+    )
     preload_default_endpoint: bool = Field(
         True,
         description="Deploy the default endpoint (.elser-2-elasticsearch) at start-up instead of on first use.",
@@ -289,6 +299,14 @@ class Settings(BaseSettings):
                 "must be a postgresql:// URL (leave it unset for the SQLite store in the data dir)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _runtime_can_run_precision(self) -> Settings:
+        if self.runtime == "onnxruntime" and self.precision == "bf16":
+            raise ValueError(
+                "ELSER_PRECISION=bf16 needs ELSER_RUNTIME=openvino or auto (onnxruntime has no bf16 CPU kernels)"
+            )
+        return self
 
     @property
     def effective_processors(self) -> int:

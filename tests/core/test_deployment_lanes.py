@@ -11,7 +11,7 @@ from elser_server.core.deployment import Deployment
 from elser_server.core.queue import RowOptions
 from elser_server.core.types import Priority
 from elser_server.model.package import ModelPackage
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 from support import eventually_async
 

@@ -24,6 +24,7 @@ from elser_server.core.memory import (
 )
 from elser_server.core.model_manager import ModelManager
 from elser_server.model.package import ModelPackage
+from elser_server.runtime.layout import BACKENDS, Layout
 
 MIB = 1 << 20
 TOKEN_BUDGET = 1024
@@ -31,11 +32,13 @@ FOOTPRINT = Footprint(model_bytes=100 * MIB, allocation_bytes=50 * MIB)
 
 MEASURE = textwrap.dedent(
     """
-    import asyncio, json, sys
+    import asyncio, json, random, sys, time
     from pathlib import Path
 
     from elser_server.core.deployment import Deployment
     from elser_server.core.model_manager import ModelManager
+    from elser_server.core.queue import RowOptions
+    from elser_server.core.types import Priority
 
     def rss_bytes():
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -43,40 +46,71 @@ MEASURE = textwrap.dedent(
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
 
-    async def main(repo, cache, budget):
+    async def main(repo, cache, budget, runtime):
         baseline = rss_bytes()
-        model = await ModelManager(repo, Path(cache)).get(".elser_model_2")
-        deployment = Deployment("m", ".elser_model_2", num_threads=1, target_allocations=4, queue_capacity=10,
+        model = await ModelManager(repo, Path(cache), runtime=runtime, processors=4).get(".elser_model_2")
+        assert model.layout.backend == runtime, model.layout
+        deployment = Deployment("m", ".elser_model_2", num_threads=1, target_allocations=4, queue_capacity=1000,
                                 interactive_queue_capacity=10, token_budget=budget, max_batch_size=32, processors=4)
         await deployment.start(model.new_session)
         assert deployment.allocation_count == 4, deployment.allocation_count
-        print(json.dumps({"baseline": baseline, "four": rss_bytes()}))
+        # Traffic of many shapes: backends keep per-shape state (OpenVINO's kernel caches).
+        rng = random.Random(7)
+        for _ in range(20):
+            texts = [" ".join(["dog water cat"] * rng.randint(1, 150)) for _ in range(rng.randint(1, 32))]
+            await asyncio.gather(*(
+                deployment.embed(model.tokenizer.encode_batch(texts[i::4]), priority=Priority.BULK,
+                                 deadline=time.monotonic() + 300, options=RowOptions(top_k=5))
+                for i in range(4) if texts[i::4]
+            ))
+        print(json.dumps({"baseline": baseline, "four": rss_bytes(), "layout": str(model.layout)}))
         await deployment.stop(1.0)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
     """
 )
+ONNXRUNTIME_FP32 = Layout("onnxruntime", "fp32")
 
 
 def test_estimate_of_a_small_model(tiny_package: ModelPackage) -> None:
-    """Small models keep a private copy of their weights in each session (no shared weights)."""
+    """Small models keep a private copy of their weights in each onnxruntime session (no shared weights)."""
     weights = tiny_package.model_path.stat().st_size
     tokenizer = tiny_package.tokenizer_path.stat().st_size
     assert not shares_weights(tiny_package)
-    footprint = estimate_footprint(tiny_package, TOKEN_BUDGET)
+    footprint = estimate_footprint(tiny_package, TOKEN_BUDGET, ONNXRUNTIME_FP32)
     assert footprint.model_bytes == tokenizer * TOKENIZER_FACTOR + MODEL_OVERHEAD
     arena = int(ARENA_FACTOR * TOKEN_BUDGET * tiny_package.vocab_size * 4)
     assert footprint.allocation_bytes == weights + arena + ALLOCATION_OVERHEAD
-    assert estimate_footprint(tiny_package, 2 * TOKEN_BUDGET).allocation_bytes > footprint.allocation_bytes
+    bigger = estimate_footprint(tiny_package, 2 * TOKEN_BUDGET, ONNXRUNTIME_FP32)
+    assert bigger.allocation_bytes > footprint.allocation_bytes
 
 
+def test_openvino_estimate_is_mostly_per_model(tiny_package: ModelPackage) -> None:
+    """OpenVINO's infer requests share the compiled model's buffers: the budget grows the model's share, and bf16
+    (larger compiled buffers) more than fp32."""
+    fp32 = estimate_footprint(tiny_package, TOKEN_BUDGET, Layout("openvino", "fp32"))
+    bf16 = estimate_footprint(tiny_package, TOKEN_BUDGET, Layout("openvino", "bf16"))
+    assert fp32.allocation_bytes == bf16.allocation_bytes < fp32.model_bytes < bf16.model_bytes
+    bigger = estimate_footprint(tiny_package, 2 * TOKEN_BUDGET, Layout("openvino", "fp32"))
+    assert bigger.model_bytes > fp32.model_bytes and bigger.allocation_bytes == fp32.allocation_bytes
+
+
+@pytest.mark.parametrize("runtime", BACKENDS)
 def test_estimate_bounds_the_measured_memory(
-    tiny_repository: Path, tiny_package: ModelPackage, tmp_path: Path
+    tiny_repository: Path, tiny_package: ModelPackage, tmp_path: Path, runtime: str
 ) -> None:
-    """Four allocations of the tiny model, measured in a fresh process: the estimate is above what they take, and
-    not far above (a generous estimate refuses deployments that would fit)."""
+    """Four allocations of the tiny model after traffic of many shapes, measured in a fresh process: the estimate
+    is above what they take, and not far above (a generous estimate refuses deployments that would fit)."""
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(tiny_repository), str(tmp_path / "cache"), str(TOKEN_BUDGET)],
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            str(tiny_repository),
+            str(tmp_path / "cache"),
+            str(TOKEN_BUDGET),
+            runtime,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,8 +119,11 @@ def test_estimate_bounds_the_measured_memory(
     assert out.returncode == 0, out.stderr
     rss = json.loads(out.stdout.strip().splitlines()[-1])
     measured = rss["four"] - rss["baseline"]
-    estimated = estimate_footprint(tiny_package, TOKEN_BUDGET).deployment_bytes(4)
-    print(f"4 allocations: measured {measured / MIB:.1f} MiB, estimated {estimated / MIB:.1f} MiB")
+    backend, precision = rss["layout"].split()
+    estimated = estimate_footprint(tiny_package, TOKEN_BUDGET, Layout(backend, precision)).deployment_bytes(4)  # type: ignore[arg-type]
+    print(
+        f"{rss['layout']}, 4 allocations: measured {measured / MIB:.1f} MiB, estimated {estimated / MIB:.1f} MiB"
+    )
     assert measured <= estimated <= 1.6 * measured
 
 
@@ -134,9 +171,9 @@ def test_growing_is_all_or_nothing_and_fitting_caps() -> None:
 async def test_scaling_stays_within_the_budget(
     tiny_repository: Path, tiny_package: ModelPackage, tmp_path: Path
 ) -> None:
-    footprint = estimate_footprint(tiny_package, TOKEN_BUDGET)
-    budget = MemoryBudget(footprint.deployment_bytes(2))
     model = await ModelManager(str(tiny_repository), tmp_path).get(".elser_model_2")
+    footprint = estimate_footprint(tiny_package, TOKEN_BUDGET, model.layout)
+    budget = MemoryBudget(footprint.deployment_bytes(2))
     deployment = Deployment(
         "capped",
         ".elser_model_2",

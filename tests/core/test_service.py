@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from elser_server.core.errors import Code, ElserError
-from elser_server.core.memory import estimate_footprint
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import InferOptions
 from elser_server.model.package import ModelPackage
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Tokenizer
-from elser_server.settings import Settings
-from support import PUT_BODY, make_core, put_body
+from support import PUT_BODY, footprint_as_served, make_core, put_body
 
 LIMITS = {"max_inputs_per_request": 64, "max_input_bytes": 200_000}
 
@@ -289,7 +287,7 @@ async def test_update_while_the_deployment_starts_is_es_409_and_changes_nothing(
 async def test_an_update_beyond_the_memory_limit_is_es_429_and_changes_nothing(
     tiny_repository: Path, tiny_package: ModelPackage, tmp_path: Path
 ) -> None:
-    footprint = estimate_footprint(tiny_package, Settings().token_budget)
+    footprint = footprint_as_served(tiny_package)
     limit = footprint.deployment_bytes(2)  # room for two allocations of the model, not three
     core = make_core(tiny_repository, tmp_path, **LIMITS, processors=4, memory_limit=limit)
     await core.start()

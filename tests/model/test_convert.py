@@ -11,7 +11,7 @@ import pytest
 from elser_server.model.checkpoint import CheckpointError, load_checkpoint
 from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 from safetensors.numpy import load_file
 from support import make_tiny_checkpoint

@@ -13,7 +13,7 @@ from elser_server.model.convert import convert
 from elser_server.model.package import ModelPackage, PackageError, file_entries, sha256_file
 from elser_server.model.repository import install
 from elser_server.model.torchscript import BertTokenization, expansion_type
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 

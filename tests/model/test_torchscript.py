@@ -139,7 +139,9 @@ async def test_es_repository_over_http_serves_golden_vectors(
     if name != "elser_model_2":
         _rename_es_entry(served.root, "elser_model_2", name)
     body = {**PUT_BODY, "service_settings": {**PUT_BODY["service_settings"], "model_id": model_id}}
-    core = make_core(served.url, tmp_path)
+    # Exact fp32 for both ids: the conversion is what is checked (`auto` gives the x86 id bf16 where the CPU has it
+    # natively; that layout's accuracy bar is tests/runtime/test_accuracy_bars.py's).
+    core = make_core(served.url, tmp_path, precision="fp32")
     await core.start()
     try:
         seen = await put_and_watch(core, "real", body)

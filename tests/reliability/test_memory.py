@@ -10,11 +10,9 @@ import aiohttp
 import grpc
 import pytest
 from elser.v1 import endpoint_service_pb2, endpoint_service_pb2_grpc, types_pb2
-from elser_server.core.memory import estimate_footprint
 from elser_server.model.package import ModelPackage
-from elser_server.settings import Settings
 from serverprocess import ServerFactory
-from support import PUT_BODY, eventually_async
+from support import PUT_BODY, eventually_async, footprint_as_served
 
 KEEP_S = 5.0  # ELSER_TIMED_OUT_DEPLOYMENT_KEEP_S of these servers
 HANG_GUARD_S = 60.0  # only against hangs: nothing here asserts on timing
@@ -73,7 +71,7 @@ async def test_timed_out_puts_hold_no_more_than_the_memory_limit(
 ) -> None:
     """15 PUTs with ?timeout=0 (each answered 408 at once) used to leave 15 deployments running for good: now the
     memory limit admits what fits (ES's 429 for the others) and the rest is stopped after the keep time."""
-    footprint = estimate_footprint(tiny_package, Settings().token_budget)
+    footprint = footprint_as_served(tiny_package)
     server = start_server(
         ELSER_TIMED_OUT_DEPLOYMENT_KEEP_S=str(KEEP_S),
         ELSER_MEMORY_LIMIT=str(footprint.deployment_bytes(3)),  # the model and three allocations

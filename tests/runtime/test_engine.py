@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from elser_server.model.package import ModelPackage
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.engine import Engine
-from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 TEXTS = [f"the dog {'and the cat ' * (i % 11)} water {i}" for i in range(60)]

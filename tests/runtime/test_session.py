@@ -9,8 +9,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from elser_server.model.package import ModelPackage
+from elser_server.runtime.backends import RunCancelled, RunHandle
+from elser_server.runtime.backends.onnxruntime import SharedWeights, SpladeSession
 from elser_server.runtime.batching import plan_batches
-from elser_server.runtime.session import RunHandle, SharedWeights, SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 TEXTS = [f"the dog {'and the cat ' * (i % 11)} water {i}" for i in range(60)]
@@ -98,9 +99,9 @@ def test_warm_up_and_terminate(tiny_package: ModelPackage) -> None:
     session = SpladeSession(tiny_package, num_threads=1)
     session.warm_up(1024)
     handle = RunHandle()
-    handle.cancel()  # set before the call: onnxruntime aborts at its first check
+    handle.cancel()  # set before the call: the run never starts
     assert handle.cancelled
-    with pytest.raises(Exception, match=r"(?i)terminat|exiting"):
+    with pytest.raises(RunCancelled):
         session.run([np.arange(2, 500, dtype=np.int64)] * 4, run_options=handle)
     # A fresh handle from another thread works too, and the session stays usable.
     other = RunHandle()

@@ -57,6 +57,19 @@ class AllocationCause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALLOCATION_CAUSE_SCALE_TO_ZERO: _ClassVar[AllocationCause]
     ALLOCATION_CAUSE_SCALE_FROM_ZERO: _ClassVar[AllocationCause]
     ALLOCATION_CAUSE_FAILURE: _ClassVar[AllocationCause]
+
+class RuntimeBackend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUNTIME_BACKEND_UNSPECIFIED: _ClassVar[RuntimeBackend]
+    RUNTIME_BACKEND_ONNXRUNTIME: _ClassVar[RuntimeBackend]
+    RUNTIME_BACKEND_OPENVINO: _ClassVar[RuntimeBackend]
+
+class Precision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRECISION_UNSPECIFIED: _ClassVar[Precision]
+    PRECISION_FP32: _ClassVar[Precision]
+    PRECISION_BF16: _ClassVar[Precision]
+    PRECISION_INT8: _ClassVar[Precision]
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_SPARSE_EMBEDDING: TaskType
 TASK_TYPE_TEXT_EMBEDDING: TaskType
@@ -89,6 +102,13 @@ ALLOCATION_CAUSE_ADAPTIVE_SCALE_DOWN: AllocationCause
 ALLOCATION_CAUSE_SCALE_TO_ZERO: AllocationCause
 ALLOCATION_CAUSE_SCALE_FROM_ZERO: AllocationCause
 ALLOCATION_CAUSE_FAILURE: AllocationCause
+RUNTIME_BACKEND_UNSPECIFIED: RuntimeBackend
+RUNTIME_BACKEND_ONNXRUNTIME: RuntimeBackend
+RUNTIME_BACKEND_OPENVINO: RuntimeBackend
+PRECISION_UNSPECIFIED: Precision
+PRECISION_FP32: Precision
+PRECISION_BF16: Precision
+PRECISION_INT8: Precision
 
 class AdaptiveAllocations(_message.Message):
     __slots__ = ("enabled", "min_number_of_allocations", "max_number_of_allocations")
@@ -227,7 +247,7 @@ class DeploymentEvent(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., download: _Optional[_Union[DownloadProgress, _Mapping]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., reason: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DeploymentStats(_message.Message):
-    __slots__ = ("deployment_id", "model_id", "state", "allocation", "threads_per_allocation", "queue_capacity", "queued", "inference_count", "error_count", "rejected_count", "timeout_count", "average_inference_time_ms", "average_queue_time_ms", "start_time", "last_access", "dropped_count", "p99_inference_time_ms", "peak_throughput_per_minute", "replica")
+    __slots__ = ("deployment_id", "model_id", "state", "allocation", "threads_per_allocation", "queue_capacity", "queued", "inference_count", "error_count", "rejected_count", "timeout_count", "average_inference_time_ms", "average_queue_time_ms", "start_time", "last_access", "dropped_count", "p99_inference_time_ms", "peak_throughput_per_minute", "replica", "runtime")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +267,7 @@ class DeploymentStats(_message.Message):
     P99_INFERENCE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     PEAK_THROUGHPUT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     model_id: str
     state: DeploymentState
@@ -266,4 +287,15 @@ class DeploymentStats(_message.Message):
     p99_inference_time_ms: float
     peak_throughput_per_minute: int
     replica: str
-    def __init__(self, deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., threads_per_allocation: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., queued: _Optional[int] = ..., inference_count: _Optional[int] = ..., error_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., timeout_count: _Optional[int] = ..., average_inference_time_ms: _Optional[float] = ..., average_queue_time_ms: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dropped_count: _Optional[int] = ..., p99_inference_time_ms: _Optional[float] = ..., peak_throughput_per_minute: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
+    runtime: RuntimeLayout
+    def __init__(self, deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, str]] = ..., allocation: _Optional[_Union[AllocationStatus, _Mapping]] = ..., threads_per_allocation: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., queued: _Optional[int] = ..., inference_count: _Optional[int] = ..., error_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., timeout_count: _Optional[int] = ..., average_inference_time_ms: _Optional[float] = ..., average_queue_time_ms: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dropped_count: _Optional[int] = ..., p99_inference_time_ms: _Optional[float] = ..., peak_throughput_per_minute: _Optional[int] = ..., replica: _Optional[str] = ..., runtime: _Optional[_Union[RuntimeLayout, _Mapping]] = ...) -> None: ...
+
+class RuntimeLayout(_message.Message):
+    __slots__ = ("backend", "precision", "reason")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    backend: RuntimeBackend
+    precision: Precision
+    reason: str
+    def __init__(self, backend: _Optional[_Union[RuntimeBackend, str]] = ..., precision: _Optional[_Union[Precision, str]] = ..., reason: _Optional[str] = ...) -> None: ...

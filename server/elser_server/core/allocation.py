@@ -1,8 +1,8 @@
 """One allocation: a model session and the single thread that runs it, taking batches from the deployment's
-queue. A running batch whose callers have all left is aborted (onnxruntime's terminate flag).
+queue. A running batch whose callers have all left is aborted (the backend's abort, through `RunHandle`).
 
 The same class, with `interactive_only`, is a deployment's query runner: one more thread that runs search
-queries on an allocation's session (onnxruntime sessions accept concurrent runs) while every allocation is busy
+queries on an allocation's weights (`Session.concurrent_session`) while every allocation is busy
 with bulk work, so a query never waits for a bulk batch to finish."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from elser_server.core.errors import internal
 from elser_server.core.observer import CoreObserver
 from elser_server.core.queue import BatchQueue, QueuedText, SparseRow
 from elser_server.core.stats import DeploymentStats
-from elser_server.runtime.session import RunHandle, SpladeSession
+from elser_server.runtime.backends import RunHandle, Session
 from elser_server.runtime.sparse import sparsify
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Allocation:
         self,
         deployment_id: str,
         index: int,
-        session: SpladeSession,
+        session: Session,
         queue: BatchQueue,
         stats: DeploymentStats,
         observer: CoreObserver | None,
@@ -109,7 +109,7 @@ class Allocation:
                 t.future.set_result(row)
 
 
-def _run_batch(session: SpladeSession, batch: list[QueuedText], control: RunHandle) -> list[SparseRow]:
+def _run_batch(session: Session, batch: list[QueuedText], control: RunHandle) -> list[SparseRow]:
     dense = session.run([t.ids for t in batch], run_options=control)
     rows = []
     for t, vec in zip(batch, dense, strict=True):

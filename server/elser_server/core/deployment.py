@@ -30,8 +30,9 @@ from elser_server.core.observer import CoreObserver
 from elser_server.core.queue import BatchQueue, QueuedText, RowOptions, SparseRow, request_priority
 from elser_server.core.stats import DeploymentStats
 from elser_server.core.types import Priority
+from elser_server.runtime.backends import Session
+from elser_server.runtime.layout import Layout
 from elser_server.runtime.memory import release_free_memory
-from elser_server.runtime.session import SpladeSession
 from elser_server.runtime.tokenizer import Encoding
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
-SessionFactory = Callable[[int], SpladeSession]
+SessionFactory = Callable[[int], Session]
 
 
 class Deployment:
@@ -82,6 +83,7 @@ class Deployment:
         self.start_time = time.time()
         self._processors = processors or os.cpu_count() or 1
         self._session_factory: SessionFactory | None = None
+        self.layout: Layout | None = None  # backend and precision, known once a session exists
         self._failure: ElserError | None = None
         self._allocations: list[Allocation] = []
         self._query_runner: Allocation | None = None
@@ -241,13 +243,13 @@ class Deployment:
             self._emit()
 
     async def _keep_query_runner(self) -> None:
-        """A query runner while any allocation serves, on the first allocation's session (the last one stopped)."""
+        """A query runner while any allocation serves, on the first allocation's weights (the last one stopped)."""
         if self._allocations and self._query_runner is None:
             first = self._allocations[0]
             self._query_runner = Allocation(
                 self.deployment_id,
                 first.index,
-                first.session,
+                first.session.concurrent_session(),
                 self._queue,
                 self.stats,
                 self._observer,
@@ -262,6 +264,7 @@ class Deployment:
         assert self._session_factory is not None, "start() sets the session factory"
         session = self._session_factory(self.num_threads)
         session.warm_up(self.token_budget)
+        self.layout = session.layout
         return Allocation(self.deployment_id, index, session, self._queue, self.stats, self._observer)
 
     async def stop(self, grace_s: float) -> None:

@@ -93,7 +93,8 @@ class Deployments:
         )
         package = self._models.installed(settings.model_id)
         if package is not None:
-            footprint = estimate_footprint(package, self._batching.token_budget)
+            layout = self._models.layout_for(settings.model_id, package)
+            footprint = estimate_footprint(package, self._batching.token_budget, layout)
             self.memory.admit(deployment, settings.model_id, footprint, deployment.wanted_allocations)
         self._deployments[endpoint.inference_id] = deployment
         self._tasks[endpoint.inference_id] = asyncio.create_task(
@@ -109,7 +110,8 @@ class Deployments:
                 on_converting=deployment.converting,
             )
             if not self.memory.holds(deployment):
-                footprint = estimate_footprint(package, self._batching.token_budget)
+                layout = self._models.layout_for(deployment.model_id, package)
+                footprint = estimate_footprint(package, self._batching.token_budget, layout)
                 self.memory.admit(deployment, deployment.model_id, footprint, deployment.wanted_allocations)
             model = await self._models.get(deployment.model_id)
         except ElserError as exc:

@@ -131,6 +131,17 @@ def model_invalid(model_id: str, problem: str) -> ElserError:
     )
 
 
+def runtime_unavailable(model_id: str, problem: str) -> ElserError:
+    """ELSER_RUNTIME / ELSER_PRECISION ask for a backend or precision this installation cannot run."""
+    return ElserError(
+        Code.FAILED_PRECONDITION,
+        f"Could not deploy model [{model_id}]: {problem}",
+        "status_exception",
+        400,
+        "RUNTIME_UNAVAILABLE",
+    )
+
+
 def deployment_start_timeout(waited: str) -> ElserError:
     """ES's answer to a PUT whose deployment did not start within the request's timeout (`waited`: 30s)."""
     return ElserError(

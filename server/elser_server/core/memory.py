@@ -10,6 +10,11 @@ The estimate is per model and per allocation (docs/operating.md has the measurem
   `token_budget` tokens (0.85 × tokens × vocabulary × 4 bytes measured), the session's own state, and for
   models too small to share their weights, the session's private copy of them.
 
+That is onnxruntime. OpenVINO spends differently: its infer requests share the compiled model's buffers, so nearly
+everything is per model (the library, the model file mapped, the compiled weights, once for the allocations and
+once for the query runner, buffers of a few arenas' size, more in bf16, and the per-shape kernel caches filled by
+traffic) and an allocation adds little.
+
 The budget reserves each deployment's allocations at its target (capped by what the processors run), so
 scaling, adaptive or not, stays within it.
 """
@@ -21,11 +26,12 @@ from dataclasses import dataclass
 
 from elser_server.core.errors import not_enough_memory_to_start
 from elser_server.model.package import MODEL_FILE, TOKENIZER_FILE, ModelPackage
+from elser_server.runtime.layout import Layout
 
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
-# Model files of this size or more have one copy of their weights shared by all sessions (runtime/session.py).
+# Model files of this size or more have one copy of their weights shared by all onnxruntime sessions.
 SHARE_WEIGHTS_MIN_BYTES = 64 * MIB
 TOKENIZER_FACTOR = (
     20  # resident bytes of a loaded tokenizer per byte of tokenizer.json (bert-base vocabulary)
@@ -33,6 +39,12 @@ TOKENIZER_FACTOR = (
 MODEL_OVERHEAD = 16 * MIB  # onnxruntime's set-up with a model's first session
 ARENA_FACTOR = 0.85  # arena bytes per (token of the budget × vocabulary entry × float32)
 ALLOCATION_OVERHEAD = 12 * MIB  # a session's state, thread pool and buffers apart from the arena
+# OpenVINO, measured with bench/memory.py after 800 bulk requests of random shapes (docs/operating.md, Memory).
+OPENVINO_MODEL_OVERHEAD = 96 * MIB  # the library and compiling, beyond the weights
+# The model file mapped from a temp directory, the allocations' compiled weights and the query runner's.
+OPENVINO_WEIGHT_COPIES = 3
+OPENVINO_ARENAS = {"fp32": 2.0, "int8": 2.0, "bf16": 5.0}  # model-wide buffers, in arenas at the token budget
+OPENVINO_ALLOCATION_BYTES = 24 * MIB  # an infer request
 
 
 @dataclass(frozen=True)
@@ -55,11 +67,20 @@ def shares_weights(package: ModelPackage) -> bool:
     return _file_size(package, MODEL_FILE) >= SHARE_WEIGHTS_MIN_BYTES
 
 
-def estimate_footprint(package: ModelPackage, token_budget: int) -> Footprint:
+def estimate_footprint(package: ModelPackage, token_budget: int, layout: Layout) -> Footprint:
+    """Resident bytes a model will hold in `layout`, before it is loaded."""
     weights = _file_size(package, MODEL_FILE)
-    shared = shares_weights(package)
     tokenizer = _file_size(package, TOKENIZER_FILE) * TOKENIZER_FACTOR
     arena = int(ARENA_FACTOR * token_budget * package.vocab_size * 4)
+    if layout.backend == "openvino":
+        return Footprint(
+            model_bytes=OPENVINO_MODEL_OVERHEAD
+            + OPENVINO_WEIGHT_COPIES * weights
+            + int(OPENVINO_ARENAS[layout.precision] * arena)
+            + tokenizer,
+            allocation_bytes=OPENVINO_ALLOCATION_BYTES,
+        )
+    shared = shares_weights(package)
     return Footprint(
         model_bytes=(weights if shared else 0) + tokenizer + MODEL_OVERHEAD,
         allocation_bytes=(0 if shared else weights) + arena + ALLOCATION_OVERHEAD,

@@ -5,17 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from elser_server.core.errors import model_invalid, model_not_found, shutting_down
+from elser_server.core.defaults import ELSER_V2_X86_MODEL_ID
+from elser_server.core.errors import model_invalid, model_not_found, runtime_unavailable, shutting_down
 from elser_server.core.memory import shares_weights
 from elser_server.core.observer import CoreObserver
 from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
 from elser_server.model.repository import Progress, install
-from elser_server.runtime.session import SharedWeights, SpladeSession
+from elser_server.runtime.backends import (
+    LoadedRuntime,
+    Session,
+    is_quantized,
+    load_runtime,
+    openvino_installed,
+)
+from elser_server.runtime.layout import (
+    CpuFeatures,
+    Layout,
+    LayoutError,
+    PrecisionSetting,
+    RuntimeSetting,
+    resolve,
+)
 from elser_server.runtime.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -26,13 +42,18 @@ class LoadedModel:
     model_id: str
     package: ModelPackage
     tokenizer: Tokenizer
-    # One copy of the weights for every allocation of every deployment of this model; None for small models,
-    # whose sessions keep private pre-packed weights (measured: a single query 1.2 ms instead of 1.9 ms on the
-    # default model; pre-packing needs a private copy, which only matters for large weights).
-    weights: SharedWeights | None
+    # The model under its backend and precision: one copy of the weights for every allocation of every
+    # deployment of this model (onnxruntime: only for large models, whose sessions then skip weight pre-packing;
+    # small ones keep private pre-packed weights, measured: a single query 1.2 ms instead of 1.9 ms on the default
+    # model. OpenVINO: one compiled model per thread count, one infer request per allocation).
+    runtime: LoadedRuntime
 
-    def new_session(self, num_threads: int) -> SpladeSession:
-        return SpladeSession(self.package, num_threads=num_threads, shared=self.weights)
+    @property
+    def layout(self) -> Layout:
+        return self.runtime.layout
+
+    def new_session(self, num_threads: int) -> Session:
+        return self.runtime.new_session(num_threads)
 
 
 class ModelManager:
@@ -43,6 +64,9 @@ class ModelManager:
         observer: CoreObserver | None = None,
         *,
         convert_quantize: str = "none",
+        runtime: RuntimeSetting = "auto",
+        precision: PrecisionSetting = "auto",
+        processors: int | None = None,
     ) -> None:
         self.repository = repository
         self._observer = observer
@@ -50,6 +74,19 @@ class ModelManager:
         # Applies to repository entries converted on install (Elastic's TorchScript, Hugging Face checkpoints).
         self.convert_quantize = convert_quantize
         self._packages: dict[str, ModelPackage] = {}
+        # ELSER_RUNTIME / ELSER_PRECISION: resolved per model at load (`auto` depends on the model id and CPU).
+        self.runtime = runtime
+        self.precision = precision
+        self._processors = processors or os.cpu_count() or 1
+        self._cpu = CpuFeatures.detect()
+        log.info(
+            "inference runtime %s, precision %s (CPU native bf16: %s; openvino installed: %s); each model logs its "
+            "layout when it loads",
+            runtime,
+            precision,
+            "yes" if self._cpu.bf16_native else "no",
+            "yes" if openvino_installed() else "no",
+        )
         self._loaded: dict[str, LoadedModel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._progress: dict[str, list[Progress]] = {}
@@ -164,8 +201,37 @@ class ModelManager:
             log.warning("model %s cannot be deployed: %s", model_id, exc)
             raise model_invalid(model_id, str(exc)) from exc
 
+    def layout_for(self, model_id: str, package: ModelPackage) -> Layout:
+        """The backend and precision `model_id` runs with (ELSER_RUNTIME, ELSER_PRECISION; `auto` by model id,
+        package and CPU); a deployment error when this installation cannot run what the settings ask for."""
+        try:
+            return resolve(
+                runtime=self.runtime,
+                precision=self.precision,
+                optimized=model_id == ELSER_V2_X86_MODEL_ID,
+                quantized_package=is_quantized(package),
+                cpu=self._cpu,
+                openvino_installed=openvino_installed(),
+            )
+        except LayoutError as exc:
+            raise runtime_unavailable(model_id, str(exc)) from exc
+
     def _load(self, model_id: str, package: ModelPackage) -> LoadedModel:
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
-        log.info("model %s loaded from %s", model_id, package.path)
-        weights = SharedWeights(package.model_path) if shares_weights(package) else None
-        return LoadedModel(model_id, package, tokenizer, weights)
+        layout = self.layout_for(model_id, package)
+        runtime = load_runtime(
+            package.model_path,
+            layout,
+            max_sequence_length=package.max_sequence_length,
+            processors=self._processors,
+            share_weights=shares_weights(package),
+            quantized=is_quantized(package),
+        )
+        log.info(
+            "model %s loaded from %s: runs on %s (%s)",
+            model_id,
+            package.path,
+            runtime.layout,
+            runtime.layout.reason,
+        )
+        return LoadedModel(model_id, package, tokenizer, runtime)

@@ -409,6 +409,7 @@ class InferenceCore:
             queued=deployment.queued,
             start_time=deployment.start_time,
             replica=self.replica_name,
+            layout=deployment.layout,
         )
 
     # --- inference -------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from elser_server.core.errors import ElserError
     from elser_server.core.events import DeploymentEvent, Phase
     from elser_server.core.stats import DeploymentStats
+    from elser_server.runtime.layout import Layout
 
 
 class TaskType(enum.StrEnum):
@@ -192,3 +193,4 @@ class DeploymentReport:
     queued: int = 0
     start_time: float | None = None
     replica: str = ""  # the replica this report is about (each replica reports its own deployment)
+    layout: Layout | None = None  # how the model runs (backend, precision); None until an allocation starts

@@ -33,7 +33,7 @@ from elser_server.model.package import (
     write_json,
 )
 from elser_server.model.samples import ACCURACY_SAMPLE
-from elser_server.runtime.session import SpladeSession
+from elser_server.runtime.backends.onnxruntime import SpladeSession
 from elser_server.runtime.tokenizer import Tokenizer
 
 CONVERTER_VERSION = "2"

@@ -238,7 +238,7 @@ def run_torchscript(
 
 def check_against_torchscript(reference: TorchScriptRun, package: ModelPackage) -> float:
     """Max |Δw| between the TorchScript model's vectors and the package's (raises above CHECK_TOLERANCE)."""
-    from elser_server.runtime.session import SpladeSession
+    from elser_server.runtime.backends.onnxruntime import SpladeSession
 
     ids = [np.asarray(x, dtype=np.int64) for x in reference.ids]
     got = SpladeSession(package, num_threads=1).run_batched(ids)

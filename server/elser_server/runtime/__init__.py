@@ -1,3 +1,4 @@
-"""Inference runtime: tokenizer, onnxruntime sessions, batching, sparse extraction and an offline engine.
+"""Inference runtime: tokenizer, backends (onnxruntime, OpenVINO) behind one session seam, layouts, batching, sparse
+extraction and an offline engine.
 
 No transport imports here: the server core drives these from its own worker threads."""

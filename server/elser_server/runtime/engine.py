@@ -14,8 +14,9 @@ from types import TracebackType
 import numpy as np
 
 from elser_server.model.package import ModelPackage
+from elser_server.runtime.backends import Session, is_quantized, load_runtime
 from elser_server.runtime.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_TOKEN_BUDGET, plan_batches
-from elser_server.runtime.session import SharedWeights, SpladeSession
+from elser_server.runtime.layout import Layout
 from elser_server.runtime.sparse import sparsify
 from elser_server.runtime.tokenizer import Tokenizer
 
@@ -39,22 +40,31 @@ class Engine:
         *,
         share_weights: bool = True,
         warm_up: bool = True,
+        layout: Layout | None = None,
     ) -> None:
+        """`layout`: backend and precision (default: onnxruntime, as the package is)."""
         if num_allocations < 1:
             raise ValueError("num_allocations must be ≥ 1")
         self.package = package if isinstance(package, ModelPackage) else ModelPackage.load(package)
         self.tokenizer = Tokenizer.from_file(self.package.tokenizer_path, self.package.max_sequence_length)
         self.token_budget = token_budget
         self.max_batch_size = max_batch_size
-        shared = SharedWeights(self.package.model_path) if share_weights and num_allocations > 1 else None
-        self.sessions = [
-            SpladeSession(self.package, num_threads, shared=shared) for _ in range(num_allocations)
-        ]
+        if layout is None:
+            layout = Layout("onnxruntime", "int8" if is_quantized(self.package) else "fp32")
+        self.runtime = load_runtime(
+            self.package.model_path,
+            layout,
+            max_sequence_length=self.package.max_sequence_length,
+            processors=num_allocations * num_threads,
+            share_weights=share_weights and num_allocations > 1,
+            quantized=is_quantized(self.package),
+        )
+        self.sessions = [self.runtime.new_session(num_threads) for _ in range(num_allocations)]
         if warm_up:
             for s in self.sessions:
                 s.warm_up(token_budget, max_batch_size)
         # Each worker takes a session for one batch and returns it: with as many workers as sessions, no wait.
-        self._idle: queue.SimpleQueue[SpladeSession] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[Session] = queue.SimpleQueue()
         for s in self.sessions:
             self._idle.put(s)
         self._pool = ThreadPoolExecutor(num_allocations, thread_name_prefix="elser-engine")

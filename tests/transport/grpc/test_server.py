@@ -16,6 +16,7 @@ from elser.v1 import types_pb2
 from elser_server.core.deployment import Deployment
 from elser_server.core.service import InferenceCore
 from elser_server.core.types import Priority
+from elser_server.runtime.backends import openvino_installed
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpcdetails import rich
@@ -267,6 +268,13 @@ async def test_watch_deployment_and_stats(channel: grpc.aio.Channel) -> None:
     assert stats.inference_count == 1 and stats.peak_throughput_per_minute == 1
     assert stats.p99_inference_time_ms > 0
     assert abs(stats.last_access.ToSeconds() - time.time()) < 600
+    # How the model runs: the portable id stays exact fp32, on OpenVINO where it is installed.
+    backend = "OPENVINO" if openvino_installed() else "ONNXRUNTIME"
+    assert stats.runtime == types_pb2.RuntimeLayout(
+        backend=types_pb2.RuntimeBackend.Value(f"RUNTIME_BACKEND_{backend}"),
+        precision=types_pb2.PRECISION_FP32,
+        reason="portable model id: exact fp32",
+    )
 
 
 async def test_shutdown_ends_watches_and_bulk_streams(core: InferenceCore, channel: grpc.aio.Channel) -> None:

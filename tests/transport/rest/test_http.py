@@ -12,6 +12,7 @@ import pytest
 from elser_server.core import chunking
 from elser_server.core.errors import queue_full
 from elser_server.core.service import InferenceCore
+from elser_server.runtime.backends import openvino_installed
 from support import ELSER_PUT_BODY, PUT_BODY
 
 VND9 = "application/vnd.elasticsearch+json; compatible-with=9"
@@ -285,5 +286,10 @@ async def test_stats_extension(http: aiohttp.ClientSession) -> None:
     stats = body["deployment_stats"]
     assert status == 200 and stats["deployment_id"] == "e" and stats["inference_count"] >= 2
     assert stats["threads_per_allocation"] == 1
+    assert stats["runtime"] == {
+        "backend": "openvino" if openvino_installed() else "onnxruntime",
+        "precision": "fp32",
+        "reason": "portable model id: exact fp32",
+    }
     status, _, body = await call(http, "GET", "/_elser/deployments/nope/_stats")
     assert status == 404

@@ -259,6 +259,14 @@ def deployment_stats_proto(report: DeploymentReport) -> types_pb2.DeploymentStat
         peak_throughput_per_minute=stats.peak_throughput_per_minute,
         replica=report.replica,
     )
+    if report.layout is not None:
+        msg.runtime.CopyFrom(
+            types_pb2.RuntimeLayout(
+                backend=types_pb2.RuntimeBackend.Value("RUNTIME_BACKEND_" + report.layout.backend.upper()),
+                precision=types_pb2.Precision.Value("PRECISION_" + report.layout.precision.upper()),
+                reason=report.layout.reason,
+            )
+        )
     if report.start_time is not None:
         msg.start_time.CopyFrom(_timestamp(report.start_time))
     if stats.last_access is not None:

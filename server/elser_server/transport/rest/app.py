@@ -441,6 +441,8 @@ def _stats_tree(report: DeploymentReport) -> dict[str, object]:
         out["replica"] = report.replica
     if event.reason:
         out["reason"] = event.reason
+    if (layout := report.layout) is not None:
+        out["runtime"] = {"backend": layout.backend, "precision": layout.precision, "reason": layout.reason}
     if (average := stats.average_inference_time_ms) is not None:
         out["average_inference_time_ms"] = average
     if (p99 := stats.p99_inference_time_ms) is not None:
