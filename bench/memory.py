@@ -73,7 +73,8 @@ async def measure(
                 )
             )
         rng = random.Random(7)
-        words = [t for t in model.tokenizer.id_to_tokens(range(2000, 8000)) if t.isalpha()]
+        vocab = model.tokenizer.id_to_tokens(range(min(model.tokenizer.vocab_size, 8000)))
+        words = [t for t in vocab if t.isalnum()]
 
         async def request() -> None:
             texts = [" ".join(rng.choices(words, k=rng.randint(1, 400))) for _ in range(rng.randint(1, 32))]

@@ -170,6 +170,27 @@ def test_openvino_sessions_share_one_compiled_model_per_thread_count(tiny_packag
         np.testing.assert_array_equal(out, outs[0])
 
 
+@pytest.mark.parametrize("share_weights", [False, True])
+def test_openvino_query_sessions_run_beside_busy_allocations_on_small_models(
+    tiny_package: ModelPackage, reference: np.ndarray, share_weights: bool
+) -> None:
+    """A query runner's session: on a compiled model of its own for a small model (the allocations' model has no
+    stream to spare), on the allocations' compiled model for a large one (no second copy of its weights)."""
+    loaded = load_runtime(
+        tiny_package.model_path,
+        Layout("openvino", "fp32"),
+        max_sequence_length=tiny_package.max_sequence_length,
+        processors=1,
+        share_weights=share_weights,
+    )
+    session = loaded.new_session(1)
+    query = session.concurrent_session()
+    assert query is not session
+    assert loaded.compiled_models == (1 if share_weights else 2)  # type: ignore[attr-defined]
+    ids = ids_of(tiny_package, TEXTS[:2])
+    np.testing.assert_allclose(query.run(ids), reference[:2], atol=1e-4)
+
+
 def test_openvino_runs_the_precision_it_reports(tiny_package: ModelPackage) -> None:
     """fp32 is compiled as f32 even where OpenVINO's CPU default is bf16; bf16 as bf16 where the CPU can run it
     (natively or emulated), else the session reports the fp32 it really runs."""

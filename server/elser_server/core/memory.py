@@ -11,9 +11,9 @@ The estimate is per model and per allocation (docs/operating.md has the measurem
   models too small to share their weights, the session's private copy of them.
 
 That is onnxruntime. OpenVINO spends differently: its infer requests share the compiled model's buffers, so nearly
-everything is per model (the library, the model file mapped, the compiled weights, once for the allocations and
-once for the query runner, buffers of a few arenas' size, more in bf16, and the per-shape kernel caches filled by
-traffic) and an allocation adds little.
+everything is per model (the library, the model file mapped, the compiled weights, once for the allocations and,
+for a small model, once for the query runner, buffers of a few arenas' size, more in bf16, and the per-shape kernel
+caches filled by traffic) and an allocation adds little.
 
 The budget reserves each deployment's allocations at its target (capped by what the processors run), so
 scaling, adaptive or not, stays within it.
@@ -41,8 +41,10 @@ ARENA_FACTOR = 0.85  # arena bytes per (token of the budget × vocabulary entry 
 ALLOCATION_OVERHEAD = 12 * MIB  # a session's state, thread pool and buffers apart from the arena
 # OpenVINO, measured with bench/memory.py after 800 bulk requests of random shapes (docs/operating.md, Memory).
 OPENVINO_MODEL_OVERHEAD = 96 * MIB  # the library and compiling, beyond the weights
-# The model file mapped from a temp directory, the allocations' compiled weights and the query runner's.
+# The model file mapped from a temp directory, the allocations' compiled weights and, for a small model, the
+# query runner's (a large one's query runner uses the allocations' compiled model).
 OPENVINO_WEIGHT_COPIES = 3
+OPENVINO_WEIGHT_COPIES_SHARED = 2
 OPENVINO_ARENAS = {"fp32": 2.0, "int8": 2.0, "bf16": 5.0}  # model-wide buffers, in arenas at the token budget
 OPENVINO_ALLOCATION_BYTES = 24 * MIB  # an infer request
 
@@ -75,7 +77,7 @@ def estimate_footprint(package: ModelPackage, token_budget: int, layout: Layout)
     if layout.backend == "openvino":
         return Footprint(
             model_bytes=OPENVINO_MODEL_OVERHEAD
-            + OPENVINO_WEIGHT_COPIES * weights
+            + (OPENVINO_WEIGHT_COPIES_SHARED if shares_weights(package) else OPENVINO_WEIGHT_COPIES) * weights
             + int(OPENVINO_ARENAS[layout.precision] * arena)
             + tokenizer,
             allocation_bytes=OPENVINO_ALLOCATION_BYTES,

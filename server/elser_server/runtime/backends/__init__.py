@@ -160,9 +160,9 @@ def load_runtime(
     quantized: bool = False,
 ) -> LoadedRuntime:
     """Load the ONNX model at `model_path` for `layout` (`quantized`: the file is int8 already). `processors`
-    bounds how many sessions run at once (the OpenVINO streams of one compiled model); `share_weights` makes
-    onnxruntime sessions share one copy of the weights (worth it for large models only: it turns off weight
-    pre-packing)."""
+    bounds how many sessions run at once (the OpenVINO streams of one compiled model). `share_weights` (large
+    models) keeps one copy of the weights for every session: onnxruntime sessions share it (it turns off weight
+    pre-packing), and OpenVINO's query sessions use the allocations' compiled model instead of their own."""
     if layout.backend == "openvino":
         from elser_server.runtime.backends.openvino import OpenVinoRuntime
 
@@ -172,6 +172,7 @@ def load_runtime(
             max_sequence_length=max_sequence_length,
             processors=processors,
             quantized=quantized,
+            own_query_model=not share_weights,
         )
     from elser_server.runtime.backends.onnxruntime import OnnxRuntime
 

@@ -88,8 +88,10 @@ class OpenVinoRuntime(LoadedRuntime):
         processors: int,
         quantized: bool = False,
         cpu: CpuFeatures | None = None,
+        own_query_model: bool = True,
     ) -> None:
         self._core = ov.Core()
+        self._own_query_model = own_query_model
         self._processors = max(1, processors)
         self.max_sequence_length = max_sequence_length
         cpu = cpu if cpu is not None else CpuFeatures.detect()
@@ -146,6 +148,12 @@ class OpenVinoRuntime(LoadedRuntime):
         with self._lock:
             return tuple(sorted(threads for threads, queries in self._compiled if not queries))
 
+    @property
+    def compiled_models(self) -> int:
+        """Compiled models held, query runners' included: one copy of the weights each."""
+        with self._lock:
+            return len(self._compiled)
+
     def compiled_precision(self, num_threads: int) -> str:
         """The inference precision OpenVINO compiled for (`f32`, `bf16`): what really runs."""
         return str(self._compiled_for(num_threads).get_property("INFERENCE_PRECISION_HINT").get_type_name())
@@ -156,9 +164,11 @@ class OpenVinoRuntime(LoadedRuntime):
         return OpenVinoSession(self, self._compiled_for(num_threads), num_threads)
 
     def query_session(self, num_threads: int) -> OpenVinoSession:
-        """A session of its own compiled model (another copy of the weights) that runs while every stream of
-        the allocations' compiled model is busy."""
-        return OpenVinoSession(self, self._compiled_for(num_threads, queries=True), num_threads)
+        """A session for a query runner: on a compiled model of its own (another copy of the weights), so it runs
+        while every stream of the allocations' compiled model is busy; for a large model (`own_query_model`
+        False), on the allocations' compiled model, where it waits for a free stream."""
+        compiled = self._compiled_for(num_threads, queries=self._own_query_model)
+        return OpenVinoSession(self, compiled, num_threads)
 
 
 def compress_vocab_weights(model: ov.Model) -> int:
