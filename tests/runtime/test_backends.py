@@ -20,7 +20,7 @@ from elser_server.runtime.backends import (
     RunHandle,
     load_runtime,
 )
-from elser_server.runtime.backends.onnxruntime import SpladeSession, quantize_vocab_int8
+from elser_server.runtime.backends.onnxruntime import SpladeSession, quantize_int8
 from elser_server.runtime.layout import BACKENDS, CpuFeatures, Layout
 from elser_server.runtime.tokenizer import Tokenizer
 
@@ -217,7 +217,7 @@ def test_onnxruntime_int8_quantizes_only_the_vocabulary_projection(
     tiny_package: ModelPackage, tmp_path: Path
 ) -> None:
     out = tmp_path / "int8.onnx"
-    quantize_vocab_int8(tiny_package.model_path, out)
+    quantize_int8(tiny_package.model_path, out)
     ops = [n.op_type for n in onnx.load(str(out)).graph.node]
     fp32_ops = [n.op_type for n in onnx.load(str(tiny_package.model_path)).graph.node]
     vocab_slices = sum(
@@ -264,3 +264,48 @@ def test_openvino_neither_forks_nor_loads_its_telemetry(tiny_package: ModelPacka
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == ["0", "None"], out.stdout + out.stderr
+
+
+def test_openvino_first_runs_in_many_threads_at_once_do_not_deadlock(tiny_package: ModelPackage) -> None:
+    """The first infer calls of a process, made by several threads at once (allocations and a query runner
+    warming up together), once deadlocked inside OpenVINO's bindings (a static dtype table filled without the
+    GIL; a replica hung for good). The race is narrow: without the fix about one fresh process in twelve hung, so
+    this runs twelve, each with a timeout."""
+    script = textwrap.dedent(
+        f"""
+        import threading
+        import numpy as np
+        from elser_server.runtime.backends import load_runtime
+        from elser_server.runtime.layout import Layout
+        loaded = load_runtime({str(tiny_package.model_path)!r}, Layout("openvino", "fp32"), max_sequence_length=512,
+                              processors=4, share_weights=False)
+        sessions = [loaded.new_session(1) for _ in range(4)]
+        start = threading.Barrier(len(sessions))
+        def first_run(session):
+            start.wait()
+            session.run([np.array([2, 40, 3])])
+        threads = [threading.Thread(target=first_run, args=(s,)) for s in sessions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print("done")
+        """
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(12)
+    ]
+    hung = 0
+    for run in runs:
+        try:
+            out, err = run.communicate(timeout=HANG_GUARD_S)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()
+            hung += 1
+            continue
+        assert run.returncode == 0 and out.strip() == "done", err
+    assert hung == 0, f"{hung} of {len(runs)} processes hung in their first runs"

@@ -205,6 +205,8 @@ class Deployment:
     async def scale_to(self, target: int, cause: AllocationCause = AllocationCause.DEPLOYMENT_START) -> None:
         """Set the target and start/stop allocations up to what the processors and the memory budget allow."""
         async with self._scaling:
+            if self.state in (State.STOPPING, State.STOPPED):
+                return  # a stopped deployment starts no sessions again
             self.target_allocations = target
             self._cause = cause
             wanted = self.wanted_allocations
@@ -246,10 +248,12 @@ class Deployment:
         """A query runner while any allocation serves, on the first allocation's weights (the last one stopped)."""
         if self._allocations and self._query_runner is None:
             first = self._allocations[0]
+            # Off the event loop: a backend may compile a model for it (OpenVINO, small models).
+            session = await asyncio.to_thread(first.session.concurrent_session)
             self._query_runner = Allocation(
                 self.deployment_id,
                 first.index,
-                first.session.concurrent_session(),
+                session,
                 self._queue,
                 self.stats,
                 self._observer,
@@ -278,9 +282,10 @@ class Deployment:
         self._queue.fail_all(
             unavailable(f"deployment [{self.deployment_id}] is stopping", "DEPLOYMENT_STOPPING")
         )
-        allocations, self._allocations = self._allocations, []
-        runners = [self._query_runner] if self._query_runner is not None else []
-        self._query_runner = None
+        async with self._scaling:  # a scaling under way (a session being made) finishes first, then stops
+            allocations, self._allocations = self._allocations, []
+            runners = [self._query_runner] if self._query_runner is not None else []
+            self._query_runner = None
         await asyncio.gather(*(a.stop() for a in [*allocations, *runners]))
         # The sessions are gone once their threads have ended; give their memory back to the system.
         del allocations, runners

@@ -9,7 +9,6 @@ position-independent bias are monotonic, so this equals max over positions of lo
 
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import tempfile
@@ -33,7 +32,8 @@ from elser_server.model.package import (
     write_json,
 )
 from elser_server.model.samples import ACCURACY_SAMPLE
-from elser_server.runtime.backends.onnxruntime import SpladeSession
+from elser_server.runtime.backends import VOCAB_WEIGHT_PREFIX
+from elser_server.runtime.backends.onnxruntime import SpladeSession, quantize_int8
 from elser_server.runtime.tokenizer import Tokenizer
 
 CONVERTER_VERSION = "2"
@@ -41,7 +41,6 @@ OPSET = 17
 MAX_SEQUENCE_LENGTH = 512
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "sparse_weights"
-VOCAB_WEIGHT = "vocab_projection.weight"
 VOCAB_SLICE = 8192
 QUANTIZATIONS = ("none", "int8")
 
@@ -174,7 +173,7 @@ def build_graph(ckpt: Checkpoint, vocab_slice: int = VOCAB_SLICE) -> onnx.ModelP
     pooled_slices = []
     for start in range(0, c.vocab_size, vocab_slice):
         part = np.ascontiguousarray(decoder[:, start : start + vocab_slice], dtype=np.float32)
-        logits = g.one("MatMul", rows, g.const(f"{VOCAB_WEIGHT}.{start}", part))
+        logits = g.one("MatMul", rows, g.const(f"{VOCAB_WEIGHT_PREFIX}.{start}", part))
         pooled_slices.append(g.one("ReduceMax", logits, axes=[1], keepdims=0))
     pooled = pooled_slices[0] if len(pooled_slices) == 1 else g.one("Concat", *pooled_slices, axis=1)
     z = g.one("Relu", g.one("Add", pooled, g.const("vocab_projection.bias", w("cls.predictions.bias"))))
@@ -195,41 +194,6 @@ def build_graph(ckpt: Checkpoint, vocab_slice: int = VOCAB_SLICE) -> onnx.ModelP
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-INT8_SCOPES = ("vocab", "all")
-
-
-def quantize_int8(src: Path, dst: Path, scope: str = "vocab") -> None:
-    """Dynamic int8 with per-output-channel QInt8 weights. Scope "vocab" quantizes only the vocabulary projection
-    (88 % of a tiny model's FLOPs; top-20 recall ≈ 0.99); "all" also the encoder MatMuls, which a BERT-base-sized
-    model needs for its speed-up but which costs accuracy (recall ≈ 0.97 on the tiny model)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    if scope not in INT8_SCOPES:
-        raise ValueError(f"int8 scope must be one of {INT8_SCOPES}, not {scope!r}")
-    exclude = []
-    if scope == "vocab":
-        graph = onnx.load(str(src), load_external_data=False).graph
-        exclude = [
-            n.name
-            for n in graph.node
-            if n.op_type == "MatMul" and not any(i.startswith(VOCAB_WEIGHT) for i in n.input)
-        ]
-    # quantize_dynamic logs advice about static-quantization pre-processing on the root logger; not relevant here.
-    logging.disable(logging.WARNING)
-    try:
-        quantize_dynamic(
-            src,
-            dst,
-            op_types_to_quantize=["MatMul"],
-            nodes_to_exclude=exclude,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
-        )
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def measure_accuracy(reference: Path, candidate: Path, tokenizer_path: Path) -> dict[str, Any]:

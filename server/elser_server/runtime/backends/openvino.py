@@ -29,6 +29,12 @@ sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 import openvino as ov  # noqa: E402
 from openvino import opset13  # noqa: E402
 
+# Every infer call converts its inputs through Type.to_dtype(), whose first call fills a static table inside the
+# bindings while releasing the GIL: two threads making that first call at once deadlock for good (one holds the
+# GIL and waits for the table, the other holds the table and waits for the GIL; a replica hung so). The first
+# call is made here, while one thread imports this module.
+ov.Type.i64.to_dtype()
+
 _DEVICE = "CPU"
 RUNTIME_CACHE_CAPACITY = 100
 _INT8_MAX = 127.0
