@@ -70,6 +70,8 @@ async def test_sustained_load_scales_up_to_max_with_an_adaptive_event(
                     seen.append(event)
                     if event.cause is AllocationCause.ADAPTIVE_SCALE_UP and event.current_allocations == 2:
                         break
+            # The scale-up may come before the first request is answered (the queue alone shows the load).
+            await eventually_async(lambda: served > 0, HANG_GUARD_S, "the load to be served")
         finally:
             stop.set()
             for task in clients:
