@@ -121,24 +121,15 @@ def model_not_found(model_id: str) -> ElserError:
     )
 
 
-def model_invalid(model_id: str, problem: str) -> ElserError:
+def model_invalid(model_id: str, problem: str, reason: str = "MODEL_INVALID") -> ElserError:
+    """The model cannot be deployed: a bad package (MODEL_INVALID), or ELSER_RUNTIME / ELSER_PRECISION asking for
+    a backend or precision this installation cannot run (RUNTIME_UNAVAILABLE)."""
     return ElserError(
         Code.FAILED_PRECONDITION,
         f"Could not deploy model [{model_id}]: {problem}",
         "status_exception",
         400,
-        "MODEL_INVALID",
-    )
-
-
-def runtime_unavailable(model_id: str, problem: str) -> ElserError:
-    """ELSER_RUNTIME / ELSER_PRECISION ask for a backend or precision this installation cannot run."""
-    return ElserError(
-        Code.FAILED_PRECONDITION,
-        f"Could not deploy model [{model_id}]: {problem}",
-        "status_exception",
-        400,
-        "RUNTIME_UNAVAILABLE",
+        reason,
     )
 
 

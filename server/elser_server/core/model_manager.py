@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elser_server.core.defaults import ELSER_V2_X86_MODEL_ID
-from elser_server.core.errors import model_invalid, model_not_found, runtime_unavailable, shutting_down
+from elser_server.core.errors import model_invalid, model_not_found, shutting_down
 from elser_server.core.memory import shares_weights
 from elser_server.core.observer import CoreObserver
 from elser_server.model.package import InstallCancelled, ModelFileNotFound, ModelPackage, PackageError
@@ -214,7 +214,7 @@ class ModelManager:
                 openvino_installed=openvino_installed(),
             )
         except LayoutError as exc:
-            raise runtime_unavailable(model_id, str(exc)) from exc
+            raise model_invalid(model_id, str(exc), "RUNTIME_UNAVAILABLE") from exc
 
     def _load(self, model_id: str, package: ModelPackage) -> LoadedModel:
         tokenizer = Tokenizer.from_file(package.tokenizer_path, max_length=package.max_sequence_length)
